@@ -1,0 +1,1 @@
+//! doors (to be written)

@@ -1,0 +1,1 @@
+//! oidc (to be written)
