@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the code map.
 
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod doors;
 pub mod gate;
@@ -12,3 +13,51 @@ pub mod oidc;
 pub mod policy;
 pub mod session;
 pub mod telemetry;
+
+use std::future::Future;
+
+/// Why the gate could not be assembled from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The provider client could not be built (CA bundle, TLS).
+    #[error("provider: {0}")]
+    Provider(#[from] oidc::Error),
+    /// The session codec refused its settings.
+    #[error("session: {0}")]
+    Session(#[from] session::Error),
+}
+
+/// Assembles the engine from a validated configuration.
+pub fn build_gate(
+    cfg: &config::Config,
+    clock: clock::SharedClock,
+) -> Result<gate::Gate, BuildError> {
+    let provider = oidc::Provider::new(cfg.provider.clone(), clock.clone())?;
+    let sessions = session::SessionCodec::new(cfg.session.clone())?;
+    let policy = policy::Policy::new(cfg.policy.clone());
+    Ok(gate::Gate::new(
+        cfg.gate.clone(),
+        provider,
+        sessions,
+        policy,
+        clock,
+    ))
+}
+
+/// Serves `gate` on `listener` until `shutdown` completes. Discovery is
+/// attempted at once in the background; requests retry it on demand.
+pub async fn run(
+    gate: gate::Gate,
+    app: doors::AppSettings,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let warm = gate.clone();
+    let warm_task = tokio::spawn(async move {
+        if let Err(e) = warm.warm_up().await {
+            tracing::warn!(error = %e, "provider not reachable at start-up; will retry on demand");
+        }
+    });
+    doors::serve(listener, doors::App::new(gate, app), shutdown).await;
+    warm_task.abort();
+}

@@ -1,1 +1,110 @@
-fn main() {}
+//! The `oidcgate` command: run the gateway, or check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use oidcgate::clock::SystemClock;
+use oidcgate::config::{CONFIG_ENV, Config};
+
+/// OpenID Connect authentication gateway for Traefik, Caddy, nginx, or as a
+/// reverse proxy.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (YAML). Every key can also come from OIDCGATE_* variables.
+    #[arg(long, short, global = true, env = CONFIG_ENV)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the configuration and probe the provider's discovery document.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("oidcgate: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    oidcgate::telemetry::init(cfg.log_level, cfg.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("oidcgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let gate = match oidcgate::build_gate(&cfg, Arc::new(SystemClock)) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("oidcgate: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match cli.command.unwrap_or(Command::Run) {
+            Command::Check => match gate.warm_up().await {
+                Ok(()) => {
+                    println!("configuration ok; provider {} discovered", cfg.provider.issuer);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("oidcgate: configuration ok, but discovery failed: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Command::Run => {
+                let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("oidcgate: cannot listen on {}: {e}", cfg.listen);
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let mode = match &cfg.app.upstream {
+                    Some(u) => format!("reverse proxy to {u}"),
+                    None => "forward-auth".to_owned(),
+                };
+                tracing::info!(listen = %cfg.listen, %mode, issuer = %cfg.provider.issuer, "oidcgate started");
+                oidcgate::run(gate, cfg.app.clone(), listener, shutdown_signal()).await;
+                tracing::info!("oidcgate stopped");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,1 +1,381 @@
-//! cache (to be written)
+//! The cache layer: one async store of typed values under declared
+//! namespaces, backed by memory, Redis, or both (hybrid).
+//!
+//! Owns: [`Namespace`] (each named cache's prefix, TTL, write class, failure
+//! policy and memory bounds), [`CacheKey`], the [`Backend`] enum (memory,
+//! Redis, hybrid) and [`Caches`], the handle the gate builds once and passes
+//! down. Must not: know anything about OIDC (values are opaque serde types),
+//! use a raw token as a key, log keys or values, or keep global state (every
+//! `Caches` is independent; its background tasks stop when the last clone is
+//! dropped).
+//!
+//! # Failure policy (Redis unreachable, timed out, or circuit open)
+//!
+//! | namespace policy | read | write / delete | `set_if_absent` |
+//! |---|---|---|---|
+//! | [`FailurePolicy::Degrade`] | local hit (hybrid) or miss | applied locally (hybrid) or dropped; `Ok` | hybrid: local only; redis: `Err` |
+//! | [`FailurePolicy::Report`] | local hit (hybrid), else [`Error::Unavailable`] | applied locally (hybrid), then [`Error::Unavailable`] | [`Error::Unavailable`] |
+//!
+//! Every degraded operation is counted in [`CacheStats::degraded_operations`].
+//! In hybrid mode, a local "absent" answer for a Sync-class namespace is
+//! trusted only while the invalidation subscription is up; otherwise the read
+//! goes to Redis (see the `hybrid` module for the coherence rules).
+
+mod backend;
+mod breaker;
+mod hybrid;
+mod key;
+mod memory;
+mod namespace;
+mod redis;
+mod settings;
+mod stats;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+
+pub use backend::Backend;
+pub use breaker::{
+    BreakerSettings, DEFAULT_BREAKER_FAILURE_THRESHOLD, DEFAULT_BREAKER_RECOVERY_TIMEOUT,
+};
+pub use hybrid::{DEFAULT_RESUBSCRIBE_DELAY, DEFAULT_TOMBSTONE_TTL, HybridStore};
+pub use key::{CacheKey, KeyError, MAX_KEY_BYTES};
+pub use memory::{ENTRY_OVERHEAD_BYTES, MemoryBudget, MemoryStore};
+pub use namespace::{
+    DEFAULT_INTROSPECTION_TTL, DEFAULT_JWKS_TTL, DEFAULT_METADATA_TTL, DEFAULT_REFRESH_RESULT_TTL,
+    DEFAULT_REPLAY_MARK_TTL, DEFAULT_REVOKED_TTL, DEFAULT_SESSION_INVALIDATION_TTL,
+    DEFAULT_SESSION_TTL, DEFAULT_TOKEN_TYPE_TTL, DEFAULT_VERIFIED_CLAIMS_TTL, FailurePolicy,
+    Namespace, WriteClass,
+};
+pub use redis::{
+    DEFAULT_RECONNECT_MIN_DELAY, DEFAULT_RECONNECT_RETRIES, DEFAULT_SCAN_COUNT, RedisStore,
+};
+pub use settings::{
+    CacheMode, CacheSettings, DEFAULT_ASYNC_QUEUE_CAPACITY, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_KEY_PREFIX, DEFAULT_MAX_VALUE_BYTES, DEFAULT_POOL_SIZE,
+    DEFAULT_REDIS_PORT, DEFAULT_RESPONSE_TIMEOUT, MAX_POOL_SIZE, RedisAddress, RedisSettings,
+    RedisTls, RedisTopology,
+};
+pub use stats::{BreakerState, CacheStats};
+
+/// Shortest TTL a write accepts; shorter TTLs are raised to it.
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+/// Longest TTL a write accepts; longer TTLs are lowered to it.
+pub const MAX_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
+/// Errors of the cache layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Redis could not be reached (or the circuit is open) and the namespace's
+    /// policy is [`FailurePolicy::Report`], or the operation cannot be
+    /// answered without Redis.
+    #[error("cache {namespace}: redis unavailable")]
+    Unavailable {
+        /// The namespace of the failed operation.
+        namespace: Namespace,
+    },
+    /// Redis answered with an error (not an outage).
+    #[error("cache {namespace}: redis error {detail}")]
+    Redis {
+        /// The namespace of the failed operation.
+        namespace: Namespace,
+        /// The error kind reported by the client.
+        detail: String,
+    },
+    /// The value could not be serialized.
+    #[error("cache {namespace}: cannot encode value: {source}")]
+    Encode {
+        /// The namespace of the failed operation.
+        namespace: Namespace,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stored value could not be deserialized into the requested type.
+    #[error("cache {namespace}: cannot decode stored value: {source}")]
+    Decode {
+        /// The namespace of the failed operation.
+        namespace: Namespace,
+        /// The deserializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The serialized value is larger than the configured limit.
+    #[error("cache {namespace}: value of {size} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// The namespace of the refused write.
+        namespace: Namespace,
+        /// Size of the value.
+        size: usize,
+        /// The limit ([`CacheSettings::max_value_bytes`]).
+        limit: usize,
+    },
+    /// Redis did not answer a ping.
+    #[error("cache: redis did not answer a ping")]
+    PingFailed,
+    /// The settings cannot be turned into a backend.
+    #[error("cache settings: {0}")]
+    Settings(String),
+}
+
+/// Stops the background tasks of one [`Caches`] when dropped.
+#[derive(Debug, Default)]
+struct BackgroundTasks(Vec<JoinHandle<()>>);
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// The caches of one gate: a [`Backend`] plus the typed API. Build one with
+/// [`Caches::new`] (or [`Caches::memory`]) and pass clones down; the
+/// background tasks stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    backend: Backend,
+    max_value_bytes: usize,
+    _tasks: Arc<BackgroundTasks>,
+}
+
+impl Caches {
+    /// Builds the backend described by `settings`. Redis and hybrid modes
+    /// must be called inside a Tokio runtime (they start background tasks);
+    /// a Redis that is down at start is not an error (the health check keeps
+    /// trying), but unreadable TLS files or missing Redis settings are.
+    pub async fn new(settings: CacheSettings) -> Result<Caches, Error> {
+        let (backend, tasks) = Backend::build(&settings).await?;
+        Ok(Caches {
+            backend,
+            max_value_bytes: settings.max_value_bytes,
+            _tasks: Arc::new(BackgroundTasks(tasks)),
+        })
+    }
+
+    /// In-memory caches with the declared limits; needs no runtime.
+    pub fn memory() -> Caches {
+        Caches {
+            backend: Backend::memory(None),
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            _tasks: Arc::default(),
+        }
+    }
+
+    /// The byte-level store.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// A typed handle on one namespace.
+    pub fn named<V>(&self, ns: Namespace) -> NamedCache<V> {
+        NamedCache {
+            caches: self.clone(),
+            ns,
+            _value: PhantomData,
+        }
+    }
+
+    fn encode<V: Serialize + ?Sized>(&self, ns: Namespace, value: &V) -> Result<Bytes, Error> {
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
+            namespace: ns,
+            source,
+        })?;
+        if bytes.len() > self.max_value_bytes {
+            return Err(Error::ValueTooLarge {
+                namespace: ns,
+                size: bytes.len(),
+                limit: self.max_value_bytes,
+            });
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    fn decode<V: DeserializeOwned>(ns: Namespace, bytes: &[u8]) -> Result<V, Error> {
+        serde_json::from_slice(bytes).map_err(|source| Error::Decode {
+            namespace: ns,
+            source,
+        })
+    }
+
+    /// Reads and deserializes the value under `key`.
+    pub async fn get<V: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+    ) -> Result<Option<V>, Error> {
+        match self.backend.get(ns, key).await? {
+            Some(b) => Self::decode(ns, &b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Serializes and stores `value` for `ttl` (clamped to
+    /// [`MIN_TTL`]..=[`MAX_TTL`]).
+    pub async fn set<V: Serialize + ?Sized>(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+        value: &V,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let bytes = self.encode(ns, value)?;
+        self.backend.set(ns, key, bytes, ttl).await
+    }
+
+    /// Stores `value` only if `key` is absent, atomically across replicas in
+    /// Redis and hybrid modes (`SET NX PX`). Returns whether it was stored.
+    pub async fn set_if_absent<V: Serialize + ?Sized>(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+        value: &V,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let bytes = self.encode(ns, value)?;
+        self.backend.set_if_absent(ns, key, bytes, ttl).await
+    }
+
+    /// Removes `key`; returns whether a value was removed.
+    pub async fn delete(&self, ns: Namespace, key: &CacheKey) -> Result<bool, Error> {
+        self.backend.delete(ns, key).await
+    }
+
+    /// Whether a value is stored under `key`.
+    pub async fn exists(&self, ns: Namespace, key: &CacheKey) -> Result<bool, Error> {
+        self.backend.exists(ns, key).await
+    }
+
+    /// Reads several keys; the result has one slot per key, in order.
+    pub async fn get_many<V: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        keys: &[CacheKey],
+    ) -> Result<Vec<Option<V>>, Error> {
+        self.backend
+            .get_many(ns, keys)
+            .await?
+            .into_iter()
+            .map(|b| b.map(|b| Self::decode(ns, &b)).transpose())
+            .collect()
+    }
+
+    /// Stores several values with one TTL.
+    pub async fn set_many<V: Serialize>(
+        &self,
+        ns: Namespace,
+        entries: &[(CacheKey, V)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let encoded = entries
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.encode(ns, v)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.backend.set_many(ns, &encoded, ttl).await
+    }
+
+    /// Removes every entry of `ns` (Redis: `SCAN` + `UNLINK`, never `KEYS`).
+    pub async fn clear(&self, ns: Namespace) -> Result<(), Error> {
+        self.backend.clear(ns).await
+    }
+
+    /// Checks that the shared tier answers (always `Ok` in memory mode).
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.backend.ping().await
+    }
+
+    /// Waits until queued Async-class writes have been attempted (hybrid
+    /// mode; returns at once otherwise).
+    pub async fn flush(&self) {
+        self.backend.flush().await;
+    }
+
+    /// Counters and health.
+    pub fn stats(&self) -> CacheStats {
+        self.backend.stats()
+    }
+}
+
+/// A typed handle on one namespace of a [`Caches`].
+#[derive(Debug)]
+pub struct NamedCache<V> {
+    caches: Caches,
+    ns: Namespace,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for NamedCache<V> {
+    fn clone(&self) -> Self {
+        NamedCache {
+            caches: self.caches.clone(),
+            ns: self.ns,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V: Serialize + DeserializeOwned> NamedCache<V> {
+    /// The namespace of this handle.
+    pub fn namespace(&self) -> Namespace {
+        self.ns
+    }
+
+    /// See [`Caches::get`].
+    pub async fn get(&self, key: &CacheKey) -> Result<Option<V>, Error> {
+        self.caches.get(self.ns, key).await
+    }
+
+    /// See [`Caches::set`].
+    pub async fn set(&self, key: &CacheKey, value: &V, ttl: Duration) -> Result<(), Error> {
+        self.caches.set(self.ns, key, value, ttl).await
+    }
+
+    /// [`Caches::set`] with the namespace's default TTL.
+    pub async fn set_default_ttl(&self, key: &CacheKey, value: &V) -> Result<(), Error> {
+        self.caches
+            .set(self.ns, key, value, self.ns.default_ttl())
+            .await
+    }
+
+    /// See [`Caches::set_if_absent`].
+    pub async fn set_if_absent(
+        &self,
+        key: &CacheKey,
+        value: &V,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        self.caches.set_if_absent(self.ns, key, value, ttl).await
+    }
+
+    /// See [`Caches::delete`].
+    pub async fn delete(&self, key: &CacheKey) -> Result<bool, Error> {
+        self.caches.delete(self.ns, key).await
+    }
+
+    /// See [`Caches::exists`].
+    pub async fn exists(&self, key: &CacheKey) -> Result<bool, Error> {
+        self.caches.exists(self.ns, key).await
+    }
+
+    /// See [`Caches::get_many`].
+    pub async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<V>>, Error> {
+        self.caches.get_many(self.ns, keys).await
+    }
+
+    /// See [`Caches::set_many`].
+    pub async fn set_many(&self, entries: &[(CacheKey, V)], ttl: Duration) -> Result<(), Error> {
+        self.caches.set_many(self.ns, entries, ttl).await
+    }
+
+    /// See [`Caches::clear`].
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.caches.clear(self.ns).await
+    }
+}

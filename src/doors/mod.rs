@@ -1,1 +1,38 @@
-//! doors (to be written)
+//! Doors: thin adapters between a transport and the engine.
+//!
+//! Each door turns what it receives into a [`crate::gate::RequestView`], calls
+//! [`crate::gate::Gate::decide`], and renders the [`crate::gate::Decision`].
+//! Doors make no authentication or authorization decision of their own.
+//!
+//! - [`layer`]: [`OidcLayer`], the tower layer every other door is built from;
+//! - [`allow`]: the "allow" service behind forward-auth (200) and auth_request (202);
+//! - [`proxy`]: the reverse-proxy service (streaming, WebSocket upgrades);
+//! - [`trust`]: which peers' `X-Forwarded-*` headers are believed;
+//! - [`app`]: the listener's router (health, auth_request, forward-auth or proxy);
+//! - [`server`]: the accept loop, limits and graceful shutdown.
+
+pub mod allow;
+pub mod app;
+pub mod layer;
+pub mod proxy;
+mod render;
+pub mod server;
+pub mod trust;
+
+pub use app::{App, AppSettings};
+pub use layer::{OidcLayer, OidcService, ViewSource};
+pub use server::{PeerAddr, serve};
+pub use trust::TrustedProxies;
+
+/// The response body type of every door.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+/// Errors carried by bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body holding `bytes`.
+pub fn full(bytes: impl Into<bytes::Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

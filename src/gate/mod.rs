@@ -1,1 +1,285 @@
-//! gate (to be written)
+//! The engine: [`Gate::decide`] turns a [`RequestView`] into a [`Decision`].
+//!
+//! Owns the order of checks (own endpoints, excluded URLs, session, policy),
+//! the login and logout flows, and the one place where errors become
+//! responses ([`rescue`]). It never sees hyper types or sockets: doors build
+//! the view and render the decision.
+
+mod decision;
+mod login;
+mod logout;
+mod redirect;
+mod rescue;
+mod view;
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, StatusCode};
+
+pub use decision::{Allow, Decision, Reply};
+pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
+pub use rescue::Error;
+pub use view::{
+    MAX_PATH_BYTES, RequestView, ViewError, encode_path, normalize_path, path_matches_prefix,
+    split_target,
+};
+
+use crate::clock::SharedClock;
+use crate::oidc::Provider;
+use crate::policy::{Identity, Policy};
+use crate::session::{Session, SessionCodec};
+
+/// Default callback path (`callbackURL`).
+pub const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
+/// Path that starts a login (oauth2-proxy's contract).
+pub const START_PATH: &str = "/oauth2/start";
+/// oauth2-proxy's sign-out path, served as an alias of `logoutURL`.
+pub const SIGN_OUT_PATH: &str = "/oauth2/sign_out";
+/// Scopes always requested.
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
+/// Login round trips without success (within the login window) before the
+/// gate stops redirecting and shows an error page.
+pub const DEFAULT_MAX_LOGIN_ATTEMPTS: u32 = 5;
+
+/// Settings of the engine itself.
+#[derive(Clone, Debug)]
+pub struct GateSettings {
+    /// Redirect-URI path.
+    pub callback_path: String,
+    /// RP-initiated logout path.
+    pub logout_path: String,
+    /// Where the browser goes after logout (path or absolute URL).
+    pub post_logout_redirect: String,
+    /// Scopes requested (already merged with the defaults).
+    pub scopes: Vec<String>,
+    /// When false, `offline_access` is added if the provider supports it.
+    pub override_scopes: bool,
+    /// Send a PKCE S256 challenge.
+    pub pkce: bool,
+    /// Treat every request as HTTPS (cookies `Secure`, redirect URI `https`).
+    pub force_https: bool,
+    /// Path prefixes that pass without authentication.
+    pub excluded: Vec<String>,
+    /// Extra hosts allowed as absolute redirect targets.
+    pub allowed_redirect_hosts: Vec<String>,
+    /// Expected audience of JWT access tokens (checked when set).
+    pub audience: Option<String>,
+    /// Extra parameters for the authorization request.
+    pub extra_auth_params: Vec<(String, String)>,
+    /// Login loop guard.
+    pub max_login_attempts: u32,
+    /// Remove the gate's own cookies from requests sent upstream.
+    pub strip_auth_cookies: bool,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            callback_path: DEFAULT_CALLBACK_PATH.into(),
+            logout_path: format!("{DEFAULT_CALLBACK_PATH}/logout"),
+            post_logout_redirect: "/".into(),
+            scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            override_scopes: false,
+            pkce: true,
+            force_https: false,
+            excluded: Vec::new(),
+            allowed_redirect_hosts: Vec::new(),
+            audience: None,
+            extra_auth_params: Vec::new(),
+            max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
+            strip_auth_cookies: false,
+        }
+    }
+}
+
+/// The engine. Cheap to clone; one per configured gate.
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: GateSettings,
+    provider: Provider,
+    sessions: SessionCodec,
+    policy: Policy,
+    clock: SharedClock,
+}
+
+impl Gate {
+    /// Assembles the engine from its parts.
+    pub fn new(
+        settings: GateSettings,
+        provider: Provider,
+        sessions: SessionCodec,
+        policy: Policy,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                provider,
+                sessions,
+                policy,
+                clock,
+            }),
+        }
+    }
+
+    /// The engine settings.
+    pub fn settings(&self) -> &GateSettings {
+        &self.inner.settings
+    }
+
+    /// The session codec (doors use it to strip the gate's cookies upstream).
+    pub fn sessions(&self) -> &SessionCodec {
+        &self.inner.sessions
+    }
+
+    /// The provider handle.
+    pub fn provider(&self) -> &Provider {
+        &self.inner.provider
+    }
+
+    /// The authorization policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// True once the provider has been discovered.
+    pub fn is_ready(&self) -> bool {
+        self.inner.provider.is_ready()
+    }
+
+    /// Discovers the provider now (used at start-up; failures are retried
+    /// later on demand).
+    pub async fn warm_up(&self) -> Result<(), Error> {
+        self.inner
+            .provider
+            .discovered()
+            .await
+            .map(|_| ())
+            .map_err(Error::from)
+    }
+
+    /// Decides what happens to one request.
+    pub async fn decide(&self, view: &RequestView) -> Decision {
+        match self.decide_inner(view).await {
+            Ok(d) => d,
+            Err(e) => rescue::rescue(e, view),
+        }
+    }
+
+    async fn decide_inner(&self, view: &RequestView) -> Result<Decision, Error> {
+        let s = &self.inner.settings;
+        if crate::policy::has_ambiguous_identity_header(&view.headers) {
+            return Err(Error::AmbiguousIdentityHeader);
+        }
+        if view.path == s.callback_path {
+            return self.callback(view).await;
+        }
+        if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
+            return self.logout(view).await;
+        }
+        if view.path == START_PATH {
+            let rd = view.query_param("rd").unwrap_or_else(|| "/".into());
+            let target = safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts)
+                .ok_or(Error::UnsafeRedirect)?;
+            return self.start_login(view, target).await;
+        }
+        if self.is_excluded(&view.path) {
+            return Ok(Decision::Allow(Allow::default()));
+        }
+        let now = self.inner.clock.now();
+        if let Some(session) = self.inner.sessions.load(&view.headers, now) {
+            if session.expires_at > now {
+                return self.allow_session(view, &session);
+            }
+        }
+        self.login_required(view).await
+    }
+
+    /// True when `path` lies under an excluded prefix.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        self.inner
+            .settings
+            .excluded
+            .iter()
+            .any(|p| path_matches_prefix(path, p))
+    }
+
+    fn allow_session(&self, view: &RequestView, session: &Session) -> Result<Decision, Error> {
+        let id = Identity {
+            identifier: session.identifier.clone(),
+            subject: session.subject.clone(),
+            email: session.email.clone(),
+            groups: session.groups.clone(),
+            roles: session.roles.clone(),
+        };
+        self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
+        let mut set_cookies = Vec::new();
+        if view.headers.get_all(http::header::COOKIE).iter().any(|c| {
+            c.to_str()
+                .is_ok_and(|c| c.contains(&format!("{}login=", self.inner.sessions.prefix())))
+        }) {
+            // The login round trip is over: drop the loop counter.
+            set_cookies.push(self.inner.sessions.clear_login(self.secure(view)));
+        }
+        let upstream_headers = self.inner.policy.upstream_headers(&id, true);
+        Ok(Decision::Allow(Allow {
+            principal: Some(id),
+            upstream_headers,
+            set_cookies,
+        }))
+    }
+
+    /// A request without a usable session: 401 for scripts and probes, a
+    /// login redirect for browsers.
+    async fn login_required(&self, view: &RequestView) -> Result<Decision, Error> {
+        if view.probe {
+            let rd = view.path_and_query();
+            let start = format!(
+                "{START_PATH}?rd={}",
+                url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            );
+            return Ok(Decision::Respond(
+                Reply::error(
+                    StatusCode::UNAUTHORIZED,
+                    "Authentication required",
+                    view.wants_json(),
+                )
+                .with_header(http::HeaderName::from_static("x-auth-redirect"), &start),
+            ));
+        }
+        if view.is_non_navigation() || !matches!(view.method, Method::GET | Method::HEAD) {
+            return Err(Error::Unauthenticated);
+        }
+        let return_to = view.path_and_query();
+        self.start_login(view, return_to).await
+    }
+
+    /// Whether cookies for this request carry `Secure`.
+    fn secure(&self, view: &RequestView) -> bool {
+        self.inner.settings.force_https || view.https
+    }
+
+    /// `https://host` or `http://host` for this request.
+    fn origin(&self, view: &RequestView) -> String {
+        let scheme = if self.secure(view) { "https" } else { "http" };
+        format!("{scheme}://{}", view.host)
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+}
+
+/// A `Set-Cookie` value list helper for tests and doors.
+pub fn cookie_names(values: &[HeaderValue]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split('=').next())
+        .map(str::to_owned)
+        .collect()
+}

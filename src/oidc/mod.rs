@@ -1,1 +1,31 @@
-//! oidc (to be written)
+//! OpenID Connect protocol client: discovery, JWKS, JWS verification and the
+//! token endpoint.
+//!
+//! Owns every conversation with the OpenID Provider and every check of a token
+//! it signed. It must not know about HTTP requests from browsers, cookies or
+//! sessions: the gate asks it questions ("verify this ID token with this nonce",
+//! "exchange this code") and gets typed answers.
+//!
+//! Invariant: a JOSE header is pre-checked (size, alg allowlist, kid shape)
+//! before any key lookup, and `exp` is always required.
+
+mod discovery;
+mod error;
+mod http;
+mod jwks;
+mod provider;
+mod token;
+mod verify;
+
+pub use discovery::ProviderMetadata;
+pub use error::{Error, OAuthErrorKind};
+pub use http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpSettings,
+};
+pub use jwks::{DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL};
+pub use provider::{DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, Provider, ProviderSettings};
+pub use token::{ClientAuthMethod, TokenResponse};
+pub use verify::{
+    AccessTokenClaims, Audience, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES,
+    IdTokenClaims, VerifiedAccessToken, VerifiedIdToken,
+};

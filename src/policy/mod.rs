@@ -1,1 +1,478 @@
-//! policy (to be written)
+//! Authorization rules and the identity headers sent upstream.
+//!
+//! Owns who may pass (allowed users, e-mail domains, roles and groups) and how
+//! an identity becomes upstream headers. Pure functions of an [`Identity`]: no
+//! I/O, no tokens, no HTTP requests. Both the cookie path and the bearer path
+//! end here, so a rule is written once.
+
+use std::collections::HashSet;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+
+/// Default claim naming the user (`userIdentifierClaim`).
+pub const DEFAULT_USER_IDENTIFIER_CLAIM: &str = "email";
+/// Default claim holding roles (`roleClaimName`).
+pub const DEFAULT_ROLE_CLAIM: &str = "roles";
+/// Default claim holding groups (`groupClaimName`).
+pub const DEFAULT_GROUP_CLAIM: &str = "groups";
+/// Longest identifier accepted into a header (`maxIdentifierLength`).
+pub const DEFAULT_MAX_IDENTIFIER_BYTES: usize = 256;
+/// Longest joined group or role list sent upstream.
+pub const MAX_LIST_HEADER_BYTES: usize = 8192;
+
+/// Headers the gate sets for the upstream. Any spelling of these coming from a
+/// client is removed (or refused) before the gate adds its own.
+pub const IDENTITY_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-redirect",
+    "x-auth-request-token",
+    "x-auth-request-access-token",
+    "x-user-groups",
+    "x-user-roles",
+];
+
+/// The identity headers the gate sends (a subset of [`IDENTITY_HEADERS`]).
+pub const SENT_HEADERS: &[&str] = &[
+    "x-forwarded-user",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-user-groups",
+    "x-user-roles",
+];
+
+/// Every sent identity header with an empty value: what a forward-auth answer
+/// carries on an excluded path, so a proxy copying them erases client values.
+pub fn blank_identity_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for name in SENT_HEADERS {
+        h.insert(HeaderName::from_static(name), HeaderValue::from_static(""));
+    }
+    h
+}
+
+/// True when `name`, in any case and with `_` or `-`, is an identity header.
+pub fn is_identity_header(name: &str) -> bool {
+    if name.len() > 40 {
+        return false;
+    }
+    let norm: String = name
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                '-'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    IDENTITY_HEADERS.contains(&norm.as_str())
+}
+
+/// Removes every spelling of every identity header from `headers`.
+pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for k in doomed {
+        headers.remove(&k);
+    }
+}
+
+/// True when `headers` carry an identity header under a spelling a proxy in
+/// front of the gate would not overwrite (an underscore variant).
+pub fn has_ambiguous_identity_header(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|k| k.as_str().contains('_') && is_identity_header(k.as_str()))
+}
+
+/// Settings of this module.
+#[derive(Clone, Debug)]
+pub struct PolicySettings {
+    /// Identifiers allowed (compared case-insensitively). Empty with empty
+    /// `allowed_domains` = every authenticated user.
+    pub allowed_users: Vec<String>,
+    /// E-mail domains allowed (case-insensitive), used when the identifier is
+    /// an e-mail address.
+    pub allowed_domains: Vec<String>,
+    /// At least one of these roles or groups is required, when not empty.
+    pub allowed_roles_and_groups: Vec<String>,
+    /// Claim naming the user; falls back to `sub`.
+    pub user_identifier_claim: String,
+    /// Claim holding roles.
+    pub role_claim: String,
+    /// Claim holding groups.
+    pub group_claim: String,
+    /// Send only `X-Forwarded-User`.
+    pub minimal_headers: bool,
+    /// Longest identifier accepted.
+    pub max_identifier_bytes: usize,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            allowed_users: Vec::new(),
+            allowed_domains: Vec::new(),
+            allowed_roles_and_groups: Vec::new(),
+            user_identifier_claim: DEFAULT_USER_IDENTIFIER_CLAIM.into(),
+            role_claim: DEFAULT_ROLE_CLAIM.into(),
+            group_claim: DEFAULT_GROUP_CLAIM.into(),
+            minimal_headers: false,
+            max_identifier_bytes: DEFAULT_MAX_IDENTIFIER_BYTES,
+        }
+    }
+}
+
+/// Who is making the request, as far as authorization and headers go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// The user identifier (value of the identifier claim, or `sub`).
+    pub identifier: String,
+    /// The `sub` claim.
+    pub subject: String,
+    /// The e-mail address, when known.
+    pub email: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Roles.
+    pub roles: Vec<String>,
+}
+
+/// Why a request is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forbid {
+    /// The user or the user's domain is not on the allowlist.
+    User,
+    /// None of the required roles or groups.
+    RoleOrGroup,
+}
+
+/// Why claims do not yield an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// Neither the identifier claim nor `sub` holds a usable value.
+    #[error("no usable identifier claim")]
+    Missing,
+    /// The identifier has control characters, bidi overrides, `,;=` or is too long.
+    #[error("identifier is not safe to forward")]
+    Unsafe,
+}
+
+/// The compiled policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    settings: PolicySettings,
+    users: HashSet<String>,
+    domains: HashSet<String>,
+    roles_and_groups: HashSet<String>,
+}
+
+impl Policy {
+    /// Compiles `settings`.
+    pub fn new(settings: PolicySettings) -> Self {
+        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
+        Self {
+            users: lower(&settings.allowed_users),
+            domains: settings
+                .allowed_domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                .collect(),
+            roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
+            settings,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &PolicySettings {
+        &self.settings
+    }
+
+    /// Builds an identity from token claims using `claim` for the identifier
+    /// (falling back to `sub`).
+    pub fn identity_from_claims(
+        &self,
+        claims: &Map<String, Value>,
+        claim: &str,
+    ) -> Result<Identity, IdentityError> {
+        let subject = scalar(claims.get("sub")).unwrap_or_default();
+        let identifier = scalar(claims.get(claim))
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| Some(subject.clone()).filter(|s| !s.is_empty()))
+            .ok_or(IdentityError::Missing)?;
+        let identifier = identifier.trim().to_owned();
+        if !is_safe_identifier(&identifier, self.settings.max_identifier_bytes) {
+            return Err(IdentityError::Unsafe);
+        }
+        Ok(Identity {
+            identifier,
+            subject,
+            email: scalar(claims.get("email")),
+            groups: list(claims.get(&self.settings.group_claim)),
+            roles: list(claims.get(&self.settings.role_claim)),
+        })
+    }
+
+    /// Applies the allowlists.
+    pub fn authorize(&self, id: &Identity) -> Result<(), Forbid> {
+        if !self.users.is_empty() || !self.domains.is_empty() {
+            let ident = id.identifier.to_lowercase();
+            let user_ok = self.users.contains(&ident);
+            let domain_ok = !self.domains.is_empty()
+                && ident.matches('@').count() == 1
+                && ident
+                    .rsplit('@')
+                    .next()
+                    .is_some_and(|d| self.domains.contains(d));
+            if !user_ok && !domain_ok {
+                return Err(Forbid::User);
+            }
+        }
+        if !self.roles_and_groups.is_empty()
+            && !id
+                .groups
+                .iter()
+                .chain(&id.roles)
+                .any(|g| self.roles_and_groups.contains(g))
+        {
+            return Err(Forbid::RoleOrGroup);
+        }
+        Ok(())
+    }
+
+    /// Identity headers for the upstream. With `complete`, every header name
+    /// the gate owns is present (empty when unknown) so a forward-auth proxy
+    /// that copies them overwrites whatever the client sent.
+    pub fn upstream_headers(&self, id: &Identity, complete: bool) -> HeaderMap {
+        let mut h = if complete {
+            blank_identity_headers()
+        } else {
+            HeaderMap::new()
+        };
+        let mut put = |name: &'static str, v: Option<&str>| {
+            if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+                h.insert(HeaderName::from_static(name), v);
+            }
+        };
+        put("x-forwarded-user", Some(&id.identifier));
+        if !self.settings.minimal_headers {
+            let groups = join_safe(&id.groups);
+            let roles = join_safe(&id.roles);
+            let email = id
+                .email
+                .as_deref()
+                .filter(|e| is_safe_identifier(e, self.settings.max_identifier_bytes));
+            put("x-auth-request-user", Some(&id.identifier));
+            put("x-auth-request-email", email);
+            put("x-auth-request-groups", groups.as_deref());
+            put("x-user-groups", groups.as_deref());
+            put("x-user-roles", roles.as_deref());
+        } else if complete {
+            for name in [
+                "x-auth-request-user",
+                "x-auth-request-email",
+                "x-auth-request-groups",
+                "x-user-groups",
+                "x-user-roles",
+            ] {
+                put(name, None);
+            }
+        }
+        h
+    }
+}
+
+/// A claim value as a string: strings as they are, numbers and booleans printed.
+fn scalar(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A claim value as a list: an array of scalars, or one scalar.
+fn list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| scalar(Some(x))).collect(),
+        Some(other) => scalar(Some(other)).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// True when `s` may be forwarded as an identifier: not empty, bounded, no
+/// control characters, no bidi controls, none of `,` `;` `=`.
+pub fn is_safe_identifier(s: &str, max_bytes: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max_bytes
+        && !s.chars().any(|c| {
+            c.is_control()
+                || matches!(c, ',' | ';' | '=')
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        })
+}
+
+fn join_safe(items: &[String]) -> Option<String> {
+    let mut out = String::new();
+    for g in items
+        .iter()
+        .filter(|g| is_safe_identifier(g, DEFAULT_MAX_IDENTIFIER_BYTES))
+    {
+        if out.len() + g.len() + 1 > MAX_LIST_HEADER_BYTES {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(g);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn identifier_falls_back_to_sub_and_stringifies_numbers() {
+        let p = Policy::new(PolicySettings::default());
+        let id = p
+            .identity_from_claims(&claims(json!({"sub":"s1"})), "email")
+            .unwrap();
+        assert_eq!(id.identifier, "s1");
+        let id = p
+            .identity_from_claims(&claims(json!({"sub":"s1","uid":42})), "uid")
+            .unwrap();
+        assert_eq!(id.identifier, "42");
+        assert_eq!(
+            p.identity_from_claims(&claims(json!({})), "email"),
+            Err(IdentityError::Missing)
+        );
+        assert_eq!(
+            p.identity_from_claims(&claims(json!({"sub":"a\u{202E}b"})), "email"),
+            Err(IdentityError::Unsafe)
+        );
+        assert_eq!(
+            p.identity_from_claims(&claims(json!({"sub":"a;b=c"})), "email"),
+            Err(IdentityError::Unsafe)
+        );
+    }
+
+    #[test]
+    fn allowlist_table() {
+        let p = Policy::new(PolicySettings {
+            allowed_users: vec!["Boss@Other.org".into()],
+            allowed_domains: vec!["example.com".into()],
+            allowed_roles_and_groups: vec![],
+            ..PolicySettings::default()
+        });
+        let id = |s: &str| Identity {
+            identifier: s.into(),
+            ..Identity::default()
+        };
+        for (who, ok) in [
+            ("alice@example.com", true),
+            ("ALICE@EXAMPLE.COM", true),
+            ("boss@other.org", true),
+            ("eve@evil.com", false),
+            ("eve@example.com@evil.com", false),
+            ("eve@sub.example.com", false),
+            ("not-an-email", false),
+        ] {
+            assert_eq!(p.authorize(&id(who)).is_ok(), ok, "{who}");
+        }
+        let open = Policy::new(PolicySettings::default());
+        assert!(open.authorize(&id("anyone")).is_ok());
+    }
+
+    #[test]
+    fn roles_and_groups_rule() {
+        let p = Policy::new(PolicySettings {
+            allowed_roles_and_groups: vec!["admin".into(), "ops".into()],
+            ..PolicySettings::default()
+        });
+        let mk = |g: &[&str], r: &[&str]| Identity {
+            identifier: "x".into(),
+            groups: g.iter().map(|s| s.to_string()).collect(),
+            roles: r.iter().map(|s| s.to_string()).collect(),
+            ..Identity::default()
+        };
+        assert!(p.authorize(&mk(&["ops"], &[])).is_ok());
+        assert!(p.authorize(&mk(&[], &["admin"])).is_ok());
+        assert_eq!(
+            p.authorize(&mk(&["Admin"], &["reader"])),
+            Err(Forbid::RoleOrGroup)
+        );
+    }
+
+    #[test]
+    fn identity_header_spellings() {
+        for n in [
+            "X-Forwarded-User",
+            "x_forwarded_user",
+            "X_FORWARDED-user",
+            "x-auth-request-email",
+            "X-User-Roles",
+        ] {
+            assert!(is_identity_header(n), "{n}");
+        }
+        for n in [
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "cookie",
+            "authorization",
+        ] {
+            assert!(!is_identity_header(n), "{n}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x_forwarded_user", HeaderValue::from_static("mallory"));
+        h.insert("X-Forwarded-User", HeaderValue::from_static("mallory"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        assert!(has_ambiguous_identity_header(&h));
+        strip_identity_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(!has_ambiguous_identity_header(&h));
+    }
+
+    #[test]
+    fn headers_minimal_and_complete() {
+        let id = Identity {
+            identifier: "a@example.com".into(),
+            subject: "s".into(),
+            email: Some("a@example.com".into()),
+            groups: vec!["staff".into(), "bad,group".into(), "dev".into()],
+            roles: vec![],
+        };
+        let p = Policy::new(PolicySettings::default());
+        let h = p.upstream_headers(&id, false);
+        assert_eq!(h["x-forwarded-user"], "a@example.com");
+        assert_eq!(h["x-user-groups"], "staff,dev");
+        assert!(h.get("x-user-roles").is_none());
+        let h = p.upstream_headers(&id, true);
+        assert_eq!(h["x-user-roles"], "");
+        let m = Policy::new(PolicySettings {
+            minimal_headers: true,
+            ..PolicySettings::default()
+        });
+        let h = m.upstream_headers(&id, false);
+        assert_eq!(h.len(), 1);
+    }
+}

@@ -1,0 +1,289 @@
+//! The named caches: one [`Namespace`] variant per cache, each declaring its key
+//! prefix, default TTL, write class, failure policy and memory-tier bounds.
+//!
+//! Owns: the table of named caches. Must not: know what the stored values mean
+//! beyond the doc comment of each variant (the cache layer stores opaque typed
+//! values), or decide from a key's text which cache it belongs to.
+
+use std::fmt;
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Default TTL of [`Namespace::VerifiedClaims`] entries (callers usually pass
+/// the time left until the token's `exp`).
+pub const DEFAULT_VERIFIED_CLAIMS_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default TTL of [`Namespace::Revoked`] markers.
+pub const DEFAULT_REVOKED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default TTL of [`Namespace::Metadata`] (provider discovery documents).
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default TTL of [`Namespace::Jwks`] (provider key sets).
+pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default TTL of [`Namespace::Introspection`] results.
+pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default TTL of [`Namespace::TokenType`] results.
+pub const DEFAULT_TOKEN_TYPE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Default TTL of [`Namespace::SessionInvalidation`] markers: one hour longer
+/// than the longest default session so a marker outlives what it invalidates.
+pub const DEFAULT_SESSION_INVALIDATION_TTL: Duration = Duration::from_secs(25 * 60 * 60);
+/// Default TTL of [`Namespace::RefreshResult`] entries: long enough for
+/// concurrent requests on other replicas to reuse one refresh, short enough
+/// that the stored token response does not linger.
+pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(5);
+/// Default TTL of [`Namespace::ReplayMark`] entries (callers usually pass the
+/// time left until the token's `exp`).
+pub const DEFAULT_REPLAY_MARK_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default TTL of [`Namespace::Session`] server-side sessions.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How a write reaches the shared tier in hybrid mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteClass {
+    /// The write goes to Redis before the call returns, and other replicas are
+    /// told to drop their local copy. Used where another replica acting on a
+    /// stale value is a security or correctness problem.
+    Sync,
+    /// The write is applied locally and handed to a bounded queue drained by one
+    /// background worker; when the queue is full the write is dropped and
+    /// counted. Used for caches of data that can be fetched again.
+    Async,
+}
+
+/// What a namespace's operations do when Redis cannot be reached (connection
+/// error, timeout, or open circuit breaker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailurePolicy {
+    /// Behave like a cache: a read is a miss (or a local hit in hybrid mode), a
+    /// write is kept locally (hybrid) or dropped, and the outage is counted.
+    /// The caller never sees an error.
+    Degrade,
+    /// Return [`Error::Unavailable`](super::Error::Unavailable) whenever the
+    /// answer cannot be trusted: a write that did not reach Redis (in hybrid
+    /// mode it is still applied locally first), or a read whose local answer
+    /// is not authoritative. A local hit is still returned. The caller applies
+    /// its own security rule.
+    Report,
+}
+
+/// One named cache. Every cache the gate uses is a variant here; there is no
+/// way to store a value outside a namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Namespace {
+    /// Verified token claims, keyed by a hash of the token.
+    VerifiedClaims,
+    /// Revocation markers (token hashes or `jti` values).
+    Revoked,
+    /// Provider discovery documents, keyed by issuer or URL.
+    Metadata,
+    /// Provider key sets, keyed by JWKS URL.
+    Jwks,
+    /// Token introspection results, keyed by a hash of the token.
+    Introspection,
+    /// Token-type detection results, keyed by a hash of the token.
+    TokenType,
+    /// Logout markers keyed by `sid` or `sub`.
+    SessionInvalidation,
+    /// Results of a refresh-token exchange, keyed by a hash of the refresh
+    /// token, so that replicas racing on the same refresh token reuse one
+    /// exchange. Callers store successful results only, never errors.
+    RefreshResult,
+    /// Replay marks (`jti` values seen once), written with
+    /// [`set_if_absent`](super::Caches::set_if_absent).
+    ReplayMark,
+    /// Server-side sessions, keyed by session id.
+    Session,
+}
+
+impl Namespace {
+    /// Every namespace, in declaration order.
+    pub const ALL: [Namespace; 10] = [
+        Namespace::VerifiedClaims,
+        Namespace::Revoked,
+        Namespace::Metadata,
+        Namespace::Jwks,
+        Namespace::Introspection,
+        Namespace::TokenType,
+        Namespace::SessionInvalidation,
+        Namespace::RefreshResult,
+        Namespace::ReplayMark,
+        Namespace::Session,
+    ];
+
+    /// Number of namespaces.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Position of this namespace in [`Namespace::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The key prefix in Redis (`<keyPrefix><prefix>:<key>`) and in
+    /// invalidation messages. Lowercase ASCII letters only.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Namespace::VerifiedClaims => "claims",
+            Namespace::Revoked => "revoked",
+            Namespace::Metadata => "metadata",
+            Namespace::Jwks => "jwks",
+            Namespace::Introspection => "introspection",
+            Namespace::TokenType => "tokentype",
+            Namespace::SessionInvalidation => "sessioninvalidation",
+            Namespace::RefreshResult => "refreshresult",
+            Namespace::ReplayMark => "replay",
+            Namespace::Session => "session",
+        }
+    }
+
+    /// Looks a namespace up by its [`prefix`](Self::prefix).
+    pub fn from_prefix(prefix: &str) -> Option<Namespace> {
+        Self::ALL.into_iter().find(|ns| ns.prefix() == prefix)
+    }
+
+    /// The TTL to use when the caller has no better one.
+    pub const fn default_ttl(self) -> Duration {
+        match self {
+            Namespace::VerifiedClaims => DEFAULT_VERIFIED_CLAIMS_TTL,
+            Namespace::Revoked => DEFAULT_REVOKED_TTL,
+            Namespace::Metadata => DEFAULT_METADATA_TTL,
+            Namespace::Jwks => DEFAULT_JWKS_TTL,
+            Namespace::Introspection => DEFAULT_INTROSPECTION_TTL,
+            Namespace::TokenType => DEFAULT_TOKEN_TYPE_TTL,
+            Namespace::SessionInvalidation => DEFAULT_SESSION_INVALIDATION_TTL,
+            Namespace::RefreshResult => DEFAULT_REFRESH_RESULT_TTL,
+            Namespace::ReplayMark => DEFAULT_REPLAY_MARK_TTL,
+            Namespace::Session => DEFAULT_SESSION_TTL,
+        }
+    }
+
+    /// How writes reach Redis in hybrid mode.
+    ///
+    /// Sync: revocations, logout markers and replay marks (security state),
+    /// server-side sessions (a replica must not serve a session another replica
+    /// has rotated or deleted) and refresh results (they exist so that another
+    /// replica sees them within the same few milliseconds).
+    pub const fn write_class(self) -> WriteClass {
+        match self {
+            Namespace::Revoked
+            | Namespace::SessionInvalidation
+            | Namespace::ReplayMark
+            | Namespace::Session
+            | Namespace::RefreshResult => WriteClass::Sync,
+            Namespace::VerifiedClaims
+            | Namespace::Metadata
+            | Namespace::Jwks
+            | Namespace::Introspection
+            | Namespace::TokenType => WriteClass::Async,
+        }
+    }
+
+    /// What happens when Redis is unreachable.
+    pub const fn failure_policy(self) -> FailurePolicy {
+        match self {
+            Namespace::Revoked
+            | Namespace::SessionInvalidation
+            | Namespace::ReplayMark
+            | Namespace::Session => FailurePolicy::Report,
+            Namespace::VerifiedClaims
+            | Namespace::Metadata
+            | Namespace::Jwks
+            | Namespace::Introspection
+            | Namespace::TokenType
+            | Namespace::RefreshResult => FailurePolicy::Degrade,
+        }
+    }
+
+    /// Maximum number of entries of this namespace in the memory tier.
+    pub const fn max_entries(self) -> u64 {
+        match self {
+            Namespace::VerifiedClaims => 10_000,
+            Namespace::Revoked => 50_000,
+            Namespace::Metadata => 100,
+            Namespace::Jwks => 200,
+            Namespace::Introspection => 10_000,
+            Namespace::TokenType => 20_000,
+            Namespace::SessionInvalidation => 50_000,
+            Namespace::RefreshResult => 2_000,
+            Namespace::ReplayMark => 50_000,
+            Namespace::Session => 10_000,
+        }
+    }
+
+    /// Maximum bytes (keys plus values plus a fixed per-entry overhead) of this
+    /// namespace in the memory tier.
+    pub const fn max_bytes(self) -> u64 {
+        match self {
+            Namespace::VerifiedClaims => 16 * MIB,
+            Namespace::Revoked => 8 * MIB,
+            Namespace::Metadata => 2 * MIB,
+            Namespace::Jwks => 2 * MIB,
+            Namespace::Introspection => 8 * MIB,
+            Namespace::TokenType => 2 * MIB,
+            Namespace::SessionInvalidation => 8 * MIB,
+            Namespace::RefreshResult => 4 * MIB,
+            Namespace::ReplayMark => 8 * MIB,
+            Namespace::Session => 32 * MIB,
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_matches_position_in_all() {
+        for (i, ns) in Namespace::ALL.into_iter().enumerate() {
+            assert_eq!(ns.index(), i);
+        }
+    }
+
+    #[test]
+    fn prefixes_are_unique_lowercase_letters_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for ns in Namespace::ALL {
+            let p = ns.prefix();
+            assert!(!p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
+            assert!(seen.insert(p), "duplicate prefix {p}");
+            assert_eq!(Namespace::from_prefix(p), Some(ns));
+        }
+        assert_eq!(Namespace::from_prefix("nope"), None);
+    }
+
+    #[test]
+    fn security_namespaces_are_sync_and_report() {
+        for ns in [
+            Namespace::Revoked,
+            Namespace::SessionInvalidation,
+            Namespace::ReplayMark,
+        ] {
+            assert_eq!(ns.write_class(), WriteClass::Sync);
+            assert_eq!(ns.failure_policy(), FailurePolicy::Report);
+        }
+    }
+
+    #[test]
+    fn declared_defaults() {
+        assert_eq!(
+            Namespace::Revoked.default_ttl(),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            Namespace::SessionInvalidation.default_ttl(),
+            Duration::from_secs(90_000)
+        );
+        assert_eq!(
+            Namespace::RefreshResult.default_ttl(),
+            Duration::from_secs(5)
+        );
+        for ns in Namespace::ALL {
+            assert!(ns.max_entries() > 0 && ns.max_bytes() >= ns.max_entries());
+            assert!(!ns.default_ttl().is_zero());
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The listener's router: health by path, the auth_request door, and either
+//! the reverse proxy (when `upstream` is set) or the forward-auth door.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use tower::{Layer, Service, ServiceExt};
+
+use super::allow::AllowService;
+use super::layer::{OidcLayer, OidcService, ViewSource};
+use super::proxy::ProxyService;
+use super::trust::TrustedProxies;
+use super::{Body, BoxError, full};
+use crate::gate::Gate;
+
+/// Liveness path.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Readiness path (200 once the provider was discovered).
+pub const READYZ_PATH: &str = "/readyz";
+/// oauth2-proxy's auth_request path.
+pub const AUTH_PATH: &str = "/oauth2/auth";
+
+/// Settings of the listener's doors.
+#[derive(Clone, Debug, Default)]
+pub struct AppSettings {
+    /// Reverse-proxy target; `None` = forward-auth mode.
+    pub upstream: Option<Uri>,
+    /// Peers whose X-Forwarded-* are believed.
+    pub trusted: TrustedProxies,
+}
+
+/// The router serving every door on one listener.
+#[derive(Clone)]
+pub struct App {
+    gate: Gate,
+    auth_request: OidcService<AllowService>,
+    main: Main,
+}
+
+#[derive(Clone)]
+enum Main {
+    ForwardAuth(OidcService<AllowService>),
+    Proxy(OidcService<ProxyService>),
+}
+
+impl App {
+    /// Builds the router for `gate`.
+    pub fn new(gate: Gate, settings: AppSettings) -> Self {
+        let policy = gate.policy().clone();
+        let auth_request = OidcLayer::new(
+            gate.clone(),
+            settings.trusted.clone(),
+            ViewSource::Forwarded,
+        )
+        .probe()
+        .layer(AllowService::auth_request(policy.clone()));
+        let main = match settings.upstream {
+            Some(up) => Main::Proxy(
+                OidcLayer::new(gate.clone(), settings.trusted.clone(), ViewSource::Direct)
+                    .layer(ProxyService::new(up, settings.trusted)),
+            ),
+            None => Main::ForwardAuth(
+                OidcLayer::new(gate.clone(), settings.trusted, ViewSource::Forwarded)
+                    .layer(AllowService::forward_auth(policy)),
+            ),
+        };
+        Self {
+            gate,
+            auth_request,
+            main,
+        }
+    }
+}
+
+impl Service<Request<Incoming>> for App {
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            match req.uri().path() {
+                HEALTHZ_PATH => Ok(text(StatusCode::OK, "ok")),
+                READYZ_PATH => {
+                    let ready = this.gate.is_ready() || this.gate.warm_up().await.is_ok();
+                    Ok(if ready {
+                        text(StatusCode::OK, "ready")
+                    } else {
+                        text(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "provider not discovered yet",
+                        )
+                    })
+                }
+                AUTH_PATH => this.auth_request.oneshot(req).await,
+                _ => match this.main {
+                    Main::ForwardAuth(s) => s.oneshot(req).await,
+                    Main::Proxy(s) => s.oneshot(req).await,
+                },
+            }
+        })
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}

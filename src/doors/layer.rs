@@ -1,0 +1,235 @@
+//! [`OidcLayer`]: the gate as a tower layer.
+//!
+//! The service builds the request view, asks the gate, and either answers
+//! itself (redirects, denials, own endpoints) or passes the request on to the
+//! inner service with the client's identity headers stripped and the gate's
+//! added. Forward-auth, auth_request and the reverse proxy are this layer over
+//! different inner services.
+//!
+//! ```no_run
+//! # async fn example(gate: oidcgate::gate::Gate) {
+//! use oidcgate::doors::{OidcLayer, ViewSource, TrustedProxies};
+//! use tower::{Layer, ServiceExt};
+//! let app = tower::service_fn(|req: http::Request<String>| async move {
+//!     let user = req.headers().get("x-forwarded-user").cloned();
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {user:?}")))
+//! });
+//! let svc = OidcLayer::new(gate, TrustedProxies::default(), ViewSource::Direct).layer(app);
+//! # let _ = svc;
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::BodyExt;
+use tower::{Layer, Service};
+
+use super::render;
+use super::server::PeerAddr;
+use super::trust::TrustedProxies;
+use super::{Body, BoxError};
+use crate::gate::{Decision, Gate, Reply, RequestView};
+use crate::policy::strip_identity_headers;
+
+/// Where the original request's method, scheme, host and target come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewSource {
+    /// The request itself (reverse proxy, tower layer); `X-Forwarded-Proto`
+    /// and `-Host` are believed from trusted peers.
+    Direct,
+    /// `X-Forwarded-Method/-Proto/-Host/-Uri` from a trusted peer (Traefik
+    /// ForwardAuth, Caddy forward_auth, nginx auth_request), falling back to
+    /// the request itself when they are absent or the peer is not trusted.
+    Forwarded,
+}
+
+/// The gate as a tower layer.
+#[derive(Clone)]
+pub struct OidcLayer {
+    gate: Gate,
+    trusted: TrustedProxies,
+    source: ViewSource,
+    probe: bool,
+}
+
+impl OidcLayer {
+    /// A layer reading views from `source`.
+    pub fn new(gate: Gate, trusted: TrustedProxies, source: ViewSource) -> Self {
+        Self {
+            gate,
+            trusted,
+            source,
+            probe: false,
+        }
+    }
+
+    /// Probe mode (auth_request): never redirect, answer 401 instead.
+    pub fn probe(mut self) -> Self {
+        self.probe = true;
+        self
+    }
+}
+
+impl<S> Layer<S> for OidcLayer {
+    type Service = OidcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OidcService {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`OidcLayer`].
+#[derive(Clone)]
+pub struct OidcService<S> {
+    layer: OidcLayer,
+    inner: S,
+}
+
+/// The view of `req`, or the reply refusing it.
+pub(crate) fn view_of<B>(
+    req: &Request<B>,
+    trusted: &TrustedProxies,
+    source: ViewSource,
+) -> Result<RequestView, Box<Reply>> {
+    let peer = req
+        .extensions()
+        .get::<PeerAddr>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
+    let headers = req.headers();
+    let believed = trusted.contains(peer);
+    let fwd = |name: &str| {
+        believed
+            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .map(|v| v.split(',').next().unwrap_or("").trim())
+            .filter(|v| !v.is_empty())
+    };
+    let own_host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("localhost");
+    let host = fwd("x-forwarded-host").unwrap_or(own_host);
+    let https = match fwd("x-forwarded-proto") {
+        Some(p) => p.eq_ignore_ascii_case("https"),
+        None => req.uri().scheme_str() == Some("https"),
+    };
+    let own_target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let (method, target) = match source {
+        ViewSource::Forwarded => {
+            let target = fwd("x-forwarded-uri").or_else(|| fwd("x-original-uri"));
+            match target {
+                Some(t) => {
+                    let m = fwd("x-forwarded-method")
+                        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+                        .unwrap_or(Method::GET);
+                    (m, t)
+                }
+                None => (req.method().clone(), own_target),
+            }
+        }
+        ViewSource::Direct => (req.method().clone(), own_target),
+    };
+    if !valid_host(host) {
+        return Err(Box::new(Reply::error(
+            http::StatusCode::BAD_REQUEST,
+            "Invalid host",
+            false,
+        )));
+    }
+    let client_ip = trusted.client_ip(peer, headers);
+    RequestView::new(method, https, host, target, headers.clone(), client_ip).map_err(|e| {
+        Box::new(Reply::error(
+            http::StatusCode::BAD_REQUEST,
+            &format!("Invalid request: {e}"),
+            false,
+        ))
+    })
+}
+
+/// A host (with optional port) that is safe to build URLs from.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for OidcService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    ReqB: Send + 'static,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let mut view = match view_of(&req, &layer.trusted, layer.source) {
+                Ok(v) => v,
+                Err(reply) => return Ok(render::reply(*reply)),
+            };
+            view.probe = layer.probe;
+            match layer.gate.decide(&view).await {
+                Decision::Allow(allow) => {
+                    let headers = req.headers_mut();
+                    strip_identity_headers(headers);
+                    if layer.gate.settings().strip_auth_cookies {
+                        layer.gate.sessions().strip_own_cookie_headers(headers);
+                    }
+                    if allow.principal.is_some() {
+                        for (k, v) in &allow.upstream_headers {
+                            if !v.is_empty() {
+                                headers.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    req.extensions_mut().insert(Principal(allow.principal));
+                    let resp = inner.call(req).await.map_err(Into::into)?;
+                    Ok(finish(resp, allow.set_cookies))
+                }
+                other => Ok(render::not_allowed(other, layer.probe)),
+            }
+        })
+    }
+}
+
+/// The authenticated identity, attached to requests the gate let through
+/// (`None` on excluded paths). Inner services may read it from the extensions.
+#[derive(Clone, Debug)]
+pub struct Principal(pub Option<crate::policy::Identity>);
+
+fn finish<B>(resp: Response<B>, set_cookies: Vec<HeaderValue>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = resp.into_parts();
+    for c in set_cookies {
+        parts.headers.append(header::SET_COOKIE, c);
+    }
+    Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+}

@@ -1,0 +1,282 @@
+//! The authorization-code flow: starting a login and finishing it at the
+//! callback.
+//!
+//! Start: fresh `state`, `nonce` and PKCE verifier sealed into the login
+//! cookie (several tabs may log in at once), any previous session cleared (no
+//! fixation), redirect to the provider. Callback: the `state` must match a
+//! pending login, the code is exchanged with its verifier, the ID token is
+//! verified with its nonce, the policy is applied, and a new session is sealed.
+
+use http::{Method, StatusCode};
+
+use super::decision::{Decision, Reply};
+use super::rescue::Error;
+use super::view::RequestView;
+use super::{Gate, safe_redirect};
+use crate::oidc::{Provider, TokenResponse};
+use crate::session::{LoginState, PendingLogin, Session, pkce_challenge, random_token};
+
+/// Bytes of randomness in `state` and `nonce`.
+const STATE_BYTES: usize = 24;
+/// Bytes of randomness in the PKCE verifier (64 base64url characters).
+const PKCE_VERIFIER_BYTES: usize = 48;
+/// Longest provider error description echoed to the user.
+const MAX_PROVIDER_ERROR_CHARS: usize = 200;
+
+impl Gate {
+    /// Starts a login that returns to `return_to` (already checked safe).
+    pub(super) async fn start_login(
+        &self,
+        view: &RequestView,
+        return_to: String,
+    ) -> Result<Decision, Error> {
+        let s = &self.inner.settings;
+        let now = self.now();
+        let secure = self.secure(view);
+        let mut login = self
+            .inner
+            .sessions
+            .load_login(&view.headers, now)
+            .unwrap_or_default();
+        if login.attempts_at(now) >= s.max_login_attempts {
+            // Reset the counter so the user can try again from the error page.
+            let reply = match super::rescue::rescue(Error::LoginLoop, view) {
+                Decision::Respond(r) => {
+                    r.with_cookies(vec![self.inner.sessions.clear_login(secure)])
+                }
+                other => return Ok(other),
+            };
+            return Ok(Decision::Respond(reply));
+        }
+        let discovered = self.inner.provider.discovered().await?;
+        let meta = discovered.metadata();
+        let state = random_token(STATE_BYTES)?;
+        let nonce = random_token(STATE_BYTES)?;
+        let verifier = if s.pkce {
+            Some(random_token(PKCE_VERIFIER_BYTES)?)
+        } else {
+            None
+        };
+        let redirect_uri = format!("{}{}", self.origin(view), s.callback_path);
+
+        let mut scopes = s.scopes.clone();
+        if !s.override_scopes
+            && meta
+                .scopes_supported
+                .as_ref()
+                .is_some_and(|sup| sup.iter().any(|x| x == "offline_access"))
+            && !scopes.iter().any(|x| x == "offline_access")
+        {
+            scopes.push("offline_access".into());
+        }
+        let mut url = url::Url::parse(&meta.authorization_endpoint)
+            .map_err(|_| crate::oidc::Error::ProviderInvalid("authorization_endpoint".into()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &self.inner.provider.settings().client_id)
+                .append_pair("redirect_uri", &redirect_uri)
+                .append_pair("scope", &scopes.join(" "))
+                .append_pair("state", &state)
+                .append_pair("nonce", &nonce);
+            if let Some(v) = &verifier {
+                q.append_pair("code_challenge", &pkce_challenge(v))
+                    .append_pair("code_challenge_method", "S256");
+            }
+            if let Some(aud) = &s.audience {
+                if aud != &self.inner.provider.settings().client_id {
+                    q.append_pair("audience", aud);
+                }
+            }
+            for (k, v) in &s.extra_auth_params {
+                q.append_pair(k, v);
+            }
+        }
+        login.push(
+            PendingLogin {
+                state,
+                nonce,
+                pkce_verifier: verifier,
+                redirect_uri,
+                return_to,
+                created_at: now,
+            },
+            now,
+        );
+        // Clearing comes first: the login cookie set after it must win.
+        let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
+        let login_name = format!("{}login", self.inner.sessions.prefix());
+        set_cookies.retain(|c| !c.to_str().is_ok_and(|c| c.starts_with(&login_name)));
+        set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
+        tracing::debug!(path = %view.path, "login started");
+        Ok(Decision::Redirect {
+            location: url.to_string(),
+            set_cookies,
+        })
+    }
+
+    /// The redirect-URI endpoint.
+    pub(super) async fn callback(&self, view: &RequestView) -> Result<Decision, Error> {
+        if view.method != Method::GET {
+            return Err(Error::MethodNotAllowed("GET"));
+        }
+        if let Some(err) = view.query_param("error") {
+            let desc = view.query_param("error_description").unwrap_or(err);
+            let clean: String = desc
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_PROVIDER_ERROR_CHARS)
+                .collect();
+            return Err(Error::ProviderDenied(clean));
+        }
+        let state = view
+            .query_param("state")
+            .ok_or(Error::BadCallback("missing state"))?;
+        let now = self.now();
+        let secure = self.secure(view);
+        let mut login: LoginState =
+            self.inner
+                .sessions
+                .load_login(&view.headers, now)
+                .ok_or(Error::BadCallback(
+                    "no login in progress (cookie missing or expired)",
+                ))?;
+        let pending = login
+            .take(&state)
+            .ok_or(Error::BadCallback("state mismatch"))?;
+        let code = view
+            .query_param("code")
+            .ok_or(Error::BadCallback("missing code"))?;
+
+        let tokens = self
+            .inner
+            .provider
+            .exchange_code(
+                &code,
+                &pending.redirect_uri,
+                pending.pkce_verifier.as_deref(),
+            )
+            .await?;
+        let session = self
+            .session_from_tokens(tokens, Some(&pending.nonce), None)
+            .await?;
+        let identity = self.identity_of(&session);
+        self.inner
+            .policy
+            .authorize(&identity)
+            .map_err(Error::Forbidden)?;
+        tracing::info!(user = %session.identifier, "login succeeded");
+
+        // Keep the loop counter (a session that never arrives back shows up
+        // as a loop); forget the finished login.
+        let mut set_cookies = self
+            .inner
+            .sessions
+            .store(&session, &view.headers, secure, now)?;
+        set_cookies.retain(|c| {
+            !c.to_str()
+                .is_ok_and(|c| c.starts_with(&format!("{}login=", self.inner.sessions.prefix())))
+        });
+        set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
+        let location = safe_redirect(
+            &pending.return_to,
+            &view.host,
+            &self.inner.settings.allowed_redirect_hosts,
+        )
+        .filter(|t| !t.starts_with(&self.inner.settings.callback_path))
+        .unwrap_or_else(|| "/".into());
+        Ok(Decision::Redirect {
+            location,
+            set_cookies,
+        })
+    }
+
+    /// Verifies a token response and builds the session it stands for.
+    /// `nonce` is checked at login; `previous` carries what a refresh keeps
+    /// (session id, creation time, a refresh token the provider did not rotate).
+    pub(super) async fn session_from_tokens(
+        &self,
+        tokens: TokenResponse,
+        nonce: Option<&str>,
+        previous: Option<&Session>,
+    ) -> Result<Session, Error> {
+        let now = self.now();
+        let provider = &self.inner.provider;
+        let raw_id = tokens.id_token.clone().ok_or_else(|| {
+            crate::oidc::Error::ProviderInvalid("no id_token in token response".into())
+        })?;
+        let id = provider.verify_id_token(&raw_id, nonce).await?;
+        let claims = id.claims();
+        let mut all = claims.extra.clone();
+        all.insert("sub".into(), claims.sub.clone().into());
+        let identity = self
+            .inner
+            .policy
+            .identity_from_claims(&all, &self.inner.policy.settings().user_identifier_claim)?;
+        if let Some(prev) = previous {
+            if prev.subject != identity.subject {
+                return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
+            }
+        }
+        let mut expires_at = u64::try_from(claims.exp).unwrap_or(0);
+        if Provider::looks_like_jwt(&tokens.access_token) {
+            let at = provider
+                .verify_access_token(
+                    &tokens.access_token,
+                    self.inner.settings.audience.as_deref(),
+                )
+                .await?;
+            expires_at = u64::try_from(at.claims().exp).unwrap_or(0);
+        } else if let Some(secs) = tokens.expires_in {
+            expires_at = now.saturating_add(secs);
+        }
+        let rotated = tokens.refresh_token.is_some();
+        let refresh_token = tokens
+            .refresh_token
+            .or_else(|| previous.and_then(|p| p.refresh_token.clone()));
+        Ok(Session {
+            sid: match previous {
+                Some(p) => p.sid.clone(),
+                None => random_token(crate::session::SID_BYTES)?,
+            },
+            created_at: previous.map_or(now, |p| p.created_at),
+            identifier: identity.identifier,
+            subject: identity.subject,
+            idp_sid: claims.sid.clone(),
+            email: identity.email,
+            groups: identity.groups,
+            roles: identity.roles,
+            id_token: Some(raw_id),
+            access_token: Some(tokens.access_token),
+            refresh_token_issued_at: match (rotated, previous) {
+                (false, Some(p)) => p.refresh_token_issued_at,
+                _ => refresh_token.as_ref().map(|_| now),
+            },
+            refresh_token,
+            expires_at,
+        })
+    }
+
+    fn identity_of(&self, s: &Session) -> crate::policy::Identity {
+        crate::policy::Identity {
+            identifier: s.identifier.clone(),
+            subject: s.subject.clone(),
+            email: s.email.clone(),
+            groups: s.groups.clone(),
+            roles: s.roles.clone(),
+        }
+    }
+}
+
+/// A 200 page used by endpoints that have nothing else to say.
+#[allow(dead_code)]
+pub(super) fn ok_page(title: &str) -> Reply {
+    Reply::new(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        format!(
+            "<!doctype html><title>{0}</title><p>{0}</p>\n",
+            super::decision::html_escape(title)
+        ),
+    )
+}

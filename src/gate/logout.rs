@@ -1,0 +1,62 @@
+//! RP-initiated logout: clear every cookie, then send the browser to the
+//! provider's end-session endpoint (or straight to the post-logout address).
+
+use super::decision::Decision;
+use super::rescue::Error;
+use super::view::RequestView;
+use super::{Gate, safe_redirect};
+
+impl Gate {
+    /// The logout endpoint (`logoutURL`, also `/oauth2/sign_out`).
+    pub(super) async fn logout(&self, view: &RequestView) -> Result<Decision, Error> {
+        let s = &self.inner.settings;
+        let secure = self.secure(view);
+        let now = self.now();
+        let session = self.inner.sessions.load(&view.headers, now);
+        let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
+        if !set_cookies.iter().any(|c| {
+            c.to_str()
+                .is_ok_and(|c| c.starts_with(&format!("{}login=", self.inner.sessions.prefix())))
+        }) {
+            set_cookies.push(self.inner.sessions.clear_login(secure));
+        }
+        // `rd` may choose a safe target; otherwise the configured one.
+        let target = view
+            .query_param("rd")
+            .and_then(|rd| safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts))
+            .unwrap_or_else(|| s.post_logout_redirect.clone());
+        let absolute = if target.starts_with('/') {
+            format!("{}{}", self.origin(view), target)
+        } else {
+            target.clone()
+        };
+        if let Some(session) = &session {
+            tracing::info!(user = %session.identifier, "logout");
+        }
+        let id_token = session.as_ref().and_then(|s| s.id_token.clone());
+        let end_session = match self.inner.provider.discovered().await {
+            Ok(d) => d.metadata().end_session_endpoint.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "logout without provider end-session (provider unavailable)");
+                None
+            }
+        };
+        let location = match (end_session, id_token) {
+            (Some(endpoint), Some(hint)) => {
+                let mut url = url::Url::parse(&endpoint).map_err(|_| {
+                    crate::oidc::Error::ProviderInvalid("end_session_endpoint".into())
+                })?;
+                url.query_pairs_mut()
+                    .append_pair("id_token_hint", &hint)
+                    .append_pair("post_logout_redirect_uri", &absolute)
+                    .append_pair("client_id", &self.inner.provider.settings().client_id);
+                url.to_string()
+            }
+            _ => target,
+        };
+        Ok(Decision::Redirect {
+            location,
+            set_cookies,
+        })
+    }
+}

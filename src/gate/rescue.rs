@@ -1,0 +1,111 @@
+//! The one place where an error becomes a response.
+//!
+//! Every failure in the engine is an [`Error`]; [`rescue`] maps it to a status
+//! and a message in one `match`. A 500 here means a bug.
+
+use http::StatusCode;
+
+use super::decision::{Decision, Reply};
+use super::view::RequestView;
+use crate::oidc;
+use crate::policy::{Forbid, IdentityError};
+
+/// Everything that stops a request inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No session, and the caller is not a browser navigation.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Logged in but not allowed.
+    #[error("access denied")]
+    Forbidden(Forbid),
+    /// An identity-header spelling a proxy might pass on was sent.
+    #[error("ambiguous identity header in request")]
+    AmbiguousIdentityHeader,
+    /// A redirect target is not a safe relative path or allowed host.
+    #[error("unsafe redirect target")]
+    UnsafeRedirect,
+    /// The endpoint does not accept this method.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// The callback is malformed or does not match a pending login.
+    #[error("bad callback: {0}")]
+    BadCallback(&'static str),
+    /// The provider sent the user back with an error.
+    #[error("provider error: {0}")]
+    ProviderDenied(String),
+    /// Too many login round trips without success.
+    #[error("login loop")]
+    LoginLoop,
+    /// Claims do not yield a usable identity.
+    #[error("identity: {0}")]
+    Identity(#[from] IdentityError),
+    /// Provider or token trouble.
+    #[error(transparent)]
+    Oidc(#[from] oidc::Error),
+    /// A session could not be stored (too large, RNG failure).
+    #[error("session: {0}")]
+    Session(#[from] crate::session::Error),
+}
+
+/// Maps an engine error to the reply the client sees.
+pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
+    let json = view.wants_json();
+    let (status, msg): (StatusCode, String) = match &e {
+        Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "Authentication required".into()),
+        Error::Forbidden(Forbid::User) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: you are not authorized to access this resource.".into(),
+        ),
+        Error::Forbidden(Forbid::RoleOrGroup) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: you do not have any of the allowed roles or groups.".into(),
+        ),
+        Error::AmbiguousIdentityHeader => (
+            StatusCode::BAD_REQUEST,
+            "Request carries a forbidden identity header".into(),
+        ),
+        Error::UnsafeRedirect => (StatusCode::BAD_REQUEST, "Invalid redirect target".into()),
+        Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".into()),
+        Error::BadCallback(why) => (StatusCode::BAD_REQUEST, format!("Invalid login callback: {why}")),
+        Error::ProviderDenied(desc) => {
+            (StatusCode::BAD_REQUEST, format!("Authentication error from provider: {desc}"))
+        }
+        Error::LoginLoop => (
+            StatusCode::LOOP_DETECTED,
+            "Login keeps failing: too many redirects. Check that cookies are enabled and the gate's \
+             cookie domain matches this site, then try again."
+                .into(),
+        ),
+        Error::Identity(_) => (StatusCode::FORBIDDEN, "Access denied: no usable user identifier".into()),
+        Error::Oidc(o) if o.is_token_fault() => {
+            (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
+        }
+        Error::Oidc(oidc::Error::OAuth { kind: oidc::OAuthErrorKind::InvalidGrant, .. }) => (
+            StatusCode::BAD_REQUEST,
+            "Authentication failed: the authorization code was rejected".into(),
+        ),
+        Error::Oidc(o) if o.is_transient() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The identity provider is unavailable; please try again shortly".into(),
+        ),
+        Error::Oidc(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider answered unexpectedly".into(),
+        ),
+        Error::Session(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Session could not be stored".into()),
+    };
+    if status.is_server_error() {
+        tracing::warn!(error = %e, status = status.as_u16(), path = %view.path, "request failed");
+    } else {
+        tracing::debug!(error = %e, status = status.as_u16(), path = %view.path, "request refused");
+    }
+    let mut reply = Reply::error(status, &msg, json);
+    if let Error::MethodNotAllowed(allow) = e {
+        reply = reply.with_header(http::header::ALLOW, allow);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        reply = reply.with_header(http::header::RETRY_AFTER, "30");
+    }
+    Decision::Respond(reply)
+}

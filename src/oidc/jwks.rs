@@ -1,0 +1,216 @@
+//! The provider's signing keys, fetched from `jwks_uri` and kept current.
+//!
+//! Lookups are lock-free (an `ArcSwap` of an immutable map). An unknown `kid`
+//! triggers a refetch, at most once per `min_refresh_interval`, so junk tokens
+//! cannot amplify into traffic to the provider. A failed refetch keeps the keys
+//! already known.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::Error;
+use super::http::get_json;
+use crate::clock::SharedClock;
+
+/// Shortest time between two fetches of the JWKS.
+pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// Age after which known keys are refetched on the next lookup.
+pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// One usable public key.
+#[derive(Clone)]
+pub(crate) struct Key {
+    pub(crate) key: Arc<DecodingKey>,
+    /// The algorithm the JWK pins, if any.
+    pub(crate) alg: Option<Algorithm>,
+    family: Family,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Rsa,
+    Ec,
+    Ed,
+}
+
+fn family_of(alg: Algorithm) -> Option<Family> {
+    use Algorithm::*;
+    match alg {
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(Family::Rsa),
+        ES256 | ES384 => Some(Family::Ec),
+        EdDSA => Some(Family::Ed),
+        HS256 | HS384 | HS512 => None,
+    }
+}
+
+#[derive(Default)]
+struct KeyMap {
+    by_kid: HashMap<String, Key>,
+    without_kid: Vec<Key>,
+}
+
+/// The key set of one provider.
+pub(crate) struct Jwks {
+    uri: String,
+    keys: ArcSwap<KeyMap>,
+    fetched_at_ms: AtomicU64,
+    refresh: tokio::sync::Mutex<()>,
+    min_interval: Duration,
+    max_age: Duration,
+    clock: SharedClock,
+}
+
+impl Jwks {
+    /// Fetches the key set once.
+    pub(crate) async fn load(
+        client: &reqwest::Client,
+        uri: String,
+        clock: SharedClock,
+        min_interval: Duration,
+    ) -> Result<Self, Error> {
+        let map = fetch(client, &uri).await?;
+        let now = clock.now_ms();
+        Ok(Self {
+            uri,
+            keys: ArcSwap::from_pointee(map),
+            fetched_at_ms: AtomicU64::new(now),
+            refresh: tokio::sync::Mutex::new(()),
+            min_interval,
+            max_age: DEFAULT_JWKS_MAX_AGE,
+            clock,
+        })
+    }
+
+    /// The key for `kid` usable with `alg`, refetching once (rate-limited) when
+    /// the kid is unknown or the keys are old.
+    pub(crate) async fn key(
+        &self,
+        client: &reqwest::Client,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Key, Error> {
+        let age_ms = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.fetched_at_ms.load(Ordering::Acquire));
+        if age_ms < duration_ms(self.max_age) {
+            if let Some(k) = self.lookup(kid, alg)? {
+                return Ok(k);
+            }
+        }
+        self.refetch(client).await;
+        self.lookup(kid, alg)?.ok_or(Error::TokenUnknownKey)
+    }
+
+    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Result<Option<Key>, Error> {
+        let map = self.keys.load();
+        let fam = family_of(alg).ok_or(Error::TokenAlgorithm)?;
+        let candidate = match kid {
+            Some(kid) => map.by_kid.get(kid).cloned(),
+            None => {
+                let mut it = map
+                    .without_kid
+                    .iter()
+                    .chain(map.by_kid.values())
+                    .filter(|k| k.family == fam);
+                match (it.next(), it.next()) {
+                    (Some(k), None) => Some(k.clone()),
+                    _ => None,
+                }
+            }
+        };
+        let Some(k) = candidate else { return Ok(None) };
+        if k.family != fam || k.alg.is_some_and(|pinned| pinned != alg) {
+            // A key exists for this kid but not for this algorithm: never try
+            // another family (the classic RS/HS confusion).
+            return Err(Error::TokenAlgorithm);
+        }
+        Ok(Some(k))
+    }
+
+    async fn refetch(&self, client: &reqwest::Client) {
+        let started = self.fetched_at_ms.load(Ordering::Acquire);
+        if self.clock.now_ms().saturating_sub(started) < duration_ms(self.min_interval) {
+            return;
+        }
+        let _guard = self.refresh.lock().await;
+        if self.fetched_at_ms.load(Ordering::Acquire) != started {
+            return; // someone else refreshed while we waited
+        }
+        // Mark the attempt first so a failing provider is asked at most once
+        // per interval.
+        self.fetched_at_ms
+            .store(self.clock.now_ms(), Ordering::Release);
+        match fetch(client, &self.uri).await {
+            Ok(map) => {
+                tracing::info!(
+                    keys = map.by_kid.len() + map.without_kid.len(),
+                    "JWKS refreshed"
+                );
+                self.keys.store(Arc::new(map));
+            }
+            Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; keeping the known keys"),
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[derive(serde::Deserialize)]
+struct RawJwkSet {
+    keys: Vec<serde_json::Value>,
+}
+
+async fn fetch(client: &reqwest::Client, uri: &str) -> Result<KeyMap, Error> {
+    // Keys are parsed one by one so one exotic key does not hide the others.
+    let set: RawJwkSet = get_json(client, uri).await?;
+    let mut map = KeyMap::default();
+    for raw in set.keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
+            continue;
+        };
+        let jwk = &jwk;
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let family = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Family::Rsa,
+            AlgorithmParameters::EllipticCurve(_) => Family::Ec,
+            AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
+            // Symmetric keys never verify provider tokens.
+            AlgorithmParameters::OctetKey(_) => continue,
+        };
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        let alg = jwk
+            .common
+            .key_algorithm
+            .and_then(|ka| ka.to_string().parse::<Algorithm>().ok());
+        let entry = Key {
+            key: Arc::new(key),
+            alg,
+            family,
+        };
+        match &jwk.common.key_id {
+            Some(kid) => {
+                map.by_kid.entry(kid.clone()).or_insert(entry);
+            }
+            None => map.without_kid.push(entry),
+        }
+    }
+    if map.by_kid.is_empty() && map.without_kid.is_empty() {
+        return Err(Error::ProviderInvalid(
+            "JWKS holds no usable signing key".into(),
+        ));
+    }
+    Ok(map)
+}

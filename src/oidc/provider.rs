@@ -1,0 +1,264 @@
+//! The runtime handle of one OpenID Provider: lazily discovered metadata and
+//! keys, token verification and token-endpoint grants.
+//!
+//! The ready state is read lock-free. Discovery runs at first need (or when the
+//! server starts) and, after a failure, at most once per
+//! `discovery_retry_interval`; requests in between fail fast with
+//! [`Error::DiscoveryThrottled`] instead of queueing behind the provider.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use jsonwebtoken::Algorithm;
+
+use super::Error;
+use super::discovery::{ProviderMetadata, discover};
+use super::http::{HttpSettings, build_client};
+use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
+use super::token::{ClientAuthMethod, ClientCredentials, TokenResponse, grant};
+use super::verify::{
+    self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
+    VerifiedAccessToken, VerifiedIdToken,
+};
+use crate::clock::SharedClock;
+
+/// Shortest time between two discovery attempts after a failure.
+pub const DEFAULT_DISCOVERY_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Settings of the provider client.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    /// The issuer (`providerURL` without a trailing slash).
+    pub issuer: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret (may be empty for public clients).
+    pub client_secret: String,
+    /// Client authentication at the token endpoint.
+    pub client_auth: ClientAuthMethod,
+    /// Outbound HTTP.
+    pub http: HttpSettings,
+    /// Accepted JWS algorithms.
+    pub allowed_algs: Vec<Algorithm>,
+    /// Tolerated clock skew.
+    pub clock_skew: Duration,
+    /// Throttle between failed discovery attempts.
+    pub discovery_retry_interval: Duration,
+    /// Throttle between JWKS refetches.
+    pub jwks_min_refresh_interval: Duration,
+}
+
+impl ProviderSettings {
+    /// Settings with every default for `issuer` and client credentials.
+    pub fn new(issuer: &str, client_id: &str, client_secret: &str) -> Self {
+        Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            client_auth: ClientAuthMethod::default(),
+            http: HttpSettings::default(),
+            allowed_algs: DEFAULT_ALLOWED_ALGS.to_vec(),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            discovery_retry_interval: DEFAULT_DISCOVERY_RETRY_INTERVAL,
+            jwks_min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
+        }
+    }
+}
+
+/// Discovered state: metadata and keys.
+pub struct Discovered {
+    metadata: ProviderMetadata,
+    jwks: Jwks,
+}
+
+impl Discovered {
+    /// The provider's metadata.
+    pub fn metadata(&self) -> &ProviderMetadata {
+        &self.metadata
+    }
+}
+
+/// One OpenID Provider.
+pub struct Provider {
+    settings: ProviderSettings,
+    client: reqwest::Client,
+    clock: SharedClock,
+    state: ArcSwapOption<Discovered>,
+    last_attempt_ms: AtomicU64,
+    init: tokio::sync::Mutex<()>,
+}
+
+impl Provider {
+    /// Builds the handle; no network traffic happens here.
+    pub fn new(settings: ProviderSettings, clock: SharedClock) -> Result<Self, Error> {
+        let client = build_client(&settings.http)?;
+        Ok(Self {
+            settings,
+            client,
+            clock,
+            state: ArcSwapOption::empty(),
+            last_attempt_ms: AtomicU64::new(0),
+            init: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The settings this provider was built with.
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    /// True once discovery and the first JWKS fetch succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.state.load().is_some()
+    }
+
+    /// Discovered metadata and keys, discovering first if needed.
+    pub async fn discovered(&self) -> Result<Arc<Discovered>, Error> {
+        if let Some(d) = self.state.load_full() {
+            return Ok(d);
+        }
+        let seen = self.last_attempt_ms.load(Ordering::Acquire);
+        let retry_ms =
+            u64::try_from(self.settings.discovery_retry_interval.as_millis()).unwrap_or(u64::MAX);
+        if seen != 0 && self.clock.now_ms().saturating_sub(seen) < retry_ms {
+            return Err(Error::DiscoveryThrottled);
+        }
+        let _guard = self.init.lock().await;
+        if let Some(d) = self.state.load_full() {
+            return Ok(d);
+        }
+        if self.last_attempt_ms.load(Ordering::Acquire) != seen {
+            // Another caller attempted while we waited and failed.
+            return Err(Error::DiscoveryThrottled);
+        }
+        self.last_attempt_ms
+            .store(self.clock.now_ms().max(1), Ordering::Release);
+        let result = async {
+            let metadata = discover(&self.client, &self.settings.issuer).await?;
+            let jwks = Jwks::load(
+                &self.client,
+                metadata.jwks_uri.clone(),
+                self.clock.clone(),
+                self.settings.jwks_min_refresh_interval,
+            )
+            .await?;
+            Ok::<_, Error>(Arc::new(Discovered { metadata, jwks }))
+        }
+        .await;
+        match result {
+            Ok(d) => {
+                tracing::info!(issuer = %self.settings.issuer, "provider discovered");
+                self.state.store(Some(d.clone()));
+                Ok(d)
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.settings.issuer, error = %e, "provider discovery failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Verifies an ID token: signature, `iss`, `aud`, `azp`, times, and the
+    /// nonce when `expected_nonce` is given.
+    pub async fn verify_id_token(
+        &self,
+        raw: &str,
+        expected_nonce: Option<&str>,
+    ) -> Result<VerifiedIdToken, Error> {
+        let d = self.discovered().await?;
+        let header = verify::precheck(raw, &self.settings.allowed_algs)?;
+        let key = d
+            .jwks
+            .key(&self.client, header.kid.as_deref(), header.alg)
+            .await?;
+        let claims: IdTokenClaims = verify::decode(raw, &header, &key.key)?;
+        verify::check_id_token(
+            claims,
+            &d.metadata.issuer,
+            &self.settings.client_id,
+            expected_nonce,
+            self.clock.now(),
+            self.settings.clock_skew,
+        )
+    }
+
+    /// Verifies a JWT access token: signature, `iss`, times, and `aud` when an
+    /// audience is given.
+    pub async fn verify_access_token(
+        &self,
+        raw: &str,
+        audience: Option<&str>,
+    ) -> Result<VerifiedAccessToken, Error> {
+        let d = self.discovered().await?;
+        let header = verify::precheck(raw, &self.settings.allowed_algs)?;
+        let key = d
+            .jwks
+            .key(&self.client, header.kid.as_deref(), header.alg)
+            .await?;
+        let claims: AccessTokenClaims = verify::decode(raw, &header, &key.key)?;
+        verify::check_access_token(
+            claims,
+            header.typ,
+            &d.metadata.issuer,
+            audience,
+            self.clock.now(),
+            self.settings.clock_skew,
+        )
+    }
+
+    /// True when `token` has the shape of a JWT (as opposed to an opaque token).
+    pub fn looks_like_jwt(token: &str) -> bool {
+        verify::looks_like_jwt(token)
+    }
+
+    fn creds(&self) -> ClientCredentials<'_> {
+        ClientCredentials {
+            id: &self.settings.client_id,
+            secret: &self.settings.client_secret,
+            method: self.settings.client_auth,
+        }
+    }
+
+    /// Exchanges an authorization code (with its PKCE verifier) for tokens.
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        pkce_verifier: Option<&str>,
+    ) -> Result<TokenResponse, Error> {
+        let d = self.discovered().await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(v) = pkce_verifier {
+            form.push(("code_verifier", v));
+        }
+        grant(
+            &self.client,
+            &d.metadata.token_endpoint,
+            &self.creds(),
+            form,
+        )
+        .await
+    }
+
+    /// Redeems a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, Error> {
+        let d = self.discovered().await?;
+        let form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        grant(
+            &self.client,
+            &d.metadata.token_endpoint,
+            &self.creds(),
+            form,
+        )
+        .await
+    }
+}

@@ -1,0 +1,338 @@
+//! Every namespace on every backend (memory, Redis, hybrid) against a real
+//! `redis-server` started by the test: set, get, overwrite, delete, exists,
+//! set_if_absent, get_many / set_many, clear, TTL expiry, and the Redis key
+//! layout.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use oidcgate::cache::{
+    BreakerSettings, CacheKey, CacheMode, CacheSettings, Caches, Namespace, RedisAddress,
+    RedisSettings,
+};
+use serde::{Deserialize, Serialize};
+use testkit::redis::RedisServer;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Value {
+    n: u64,
+    s: String,
+}
+
+fn v(n: u64) -> Value {
+    Value {
+        n,
+        s: format!("value-{n}"),
+    }
+}
+
+fn key(s: &str) -> CacheKey {
+    CacheKey::new(s).unwrap()
+}
+
+fn redis_settings(server: &RedisServer) -> RedisSettings {
+    let mut s = RedisSettings::standalone(RedisAddress::parse(&server.address()).unwrap());
+    s.key_prefix = "test:".to_owned();
+    s.health_check_interval = Duration::from_millis(200);
+    s.breaker = Some(BreakerSettings {
+        failure_threshold: 3,
+        recovery_timeout: Duration::from_millis(300),
+    });
+    s
+}
+
+async fn build(mode: CacheMode, server: &RedisServer) -> Caches {
+    match mode {
+        CacheMode::Memory => Caches::memory(),
+        CacheMode::Redis => Caches::new(CacheSettings::redis(redis_settings(server)))
+            .await
+            .unwrap(),
+        CacheMode::Hybrid => Caches::new(CacheSettings::hybrid(redis_settings(server)))
+            .await
+            .unwrap(),
+    }
+}
+
+async fn check_operations(mode: CacheMode, caches: &Caches) {
+    let ttl = Duration::from_secs(60);
+    for ns in Namespace::ALL {
+        let ctx = format!("{mode:?}/{ns}");
+        let k = key(&format!("k-{ns}"));
+        assert_eq!(
+            caches.get::<Value>(ns, &k).await.unwrap(),
+            None,
+            "{ctx}: empty"
+        );
+        assert!(!caches.exists(ns, &k).await.unwrap(), "{ctx}");
+
+        caches.set(ns, &k, &v(1), ttl).await.unwrap();
+        assert_eq!(caches.get(ns, &k).await.unwrap(), Some(v(1)), "{ctx}: set");
+        assert!(caches.exists(ns, &k).await.unwrap(), "{ctx}: exists");
+
+        caches.set(ns, &k, &v(2), ttl).await.unwrap();
+        assert_eq!(
+            caches.get(ns, &k).await.unwrap(),
+            Some(v(2)),
+            "{ctx}: overwrite"
+        );
+
+        assert!(
+            !caches.set_if_absent(ns, &k, &v(3), ttl).await.unwrap(),
+            "{ctx}: set_if_absent on present key"
+        );
+        assert_eq!(caches.get(ns, &k).await.unwrap(), Some(v(2)), "{ctx}");
+
+        assert!(caches.delete(ns, &k).await.unwrap(), "{ctx}: delete");
+        assert_eq!(
+            caches.get::<Value>(ns, &k).await.unwrap(),
+            None,
+            "{ctx}: deleted"
+        );
+        assert!(!caches.delete(ns, &k).await.unwrap(), "{ctx}: delete twice");
+
+        assert!(
+            caches.set_if_absent(ns, &k, &v(4), ttl).await.unwrap(),
+            "{ctx}: set_if_absent on absent key"
+        );
+        assert_eq!(caches.get(ns, &k).await.unwrap(), Some(v(4)), "{ctx}");
+
+        let keys: Vec<CacheKey> = (0..5).map(|i| key(&format!("many-{ns}-{i}"))).collect();
+        let entries: Vec<(CacheKey, Value)> = keys
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(i, k)| (k.clone(), v(i as u64)))
+            .collect();
+        caches.set_many(ns, &entries, ttl).await.unwrap();
+        let got = caches.get_many::<Value>(ns, &keys).await.unwrap();
+        assert_eq!(
+            got,
+            vec![Some(v(0)), Some(v(1)), Some(v(2)), None, None],
+            "{ctx}: get_many"
+        );
+    }
+    // Namespaces are separate: the same key text in two namespaces.
+    let shared = key("same-key");
+    caches
+        .set(Namespace::VerifiedClaims, &shared, &v(10), ttl)
+        .await
+        .unwrap();
+    caches
+        .set(Namespace::Revoked, &shared, &v(11), ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        caches
+            .get(Namespace::VerifiedClaims, &shared)
+            .await
+            .unwrap(),
+        Some(v(10))
+    );
+    caches.delete(Namespace::Revoked, &shared).await.unwrap();
+    assert_eq!(
+        caches
+            .get(Namespace::VerifiedClaims, &shared)
+            .await
+            .unwrap(),
+        Some(v(10)),
+        "{mode:?}: delete in one namespace leaves the other"
+    );
+
+    // clear touches only its namespace.
+    caches.clear(Namespace::Jwks).await.unwrap();
+    assert_eq!(
+        caches
+            .get::<Value>(Namespace::Jwks, &key("many-jwks-0"))
+            .await
+            .unwrap(),
+        None,
+        "{mode:?}: clear"
+    );
+    assert_eq!(
+        caches
+            .get(Namespace::Metadata, &key("many-metadata-0"))
+            .await
+            .unwrap(),
+        Some(v(0)),
+        "{mode:?}: clear left other namespaces"
+    );
+}
+
+async fn check_expiry(mode: CacheMode, caches: &Caches) {
+    let short = Duration::from_millis(300);
+    for ns in Namespace::ALL {
+        caches.set(ns, &key("ttl"), &v(1), short).await.unwrap();
+        caches
+            .set(ns, &key("ttl-long"), &v(2), Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    caches.flush().await;
+    for ns in Namespace::ALL {
+        assert_eq!(
+            caches.get(ns, &key("ttl")).await.unwrap(),
+            Some(v(1)),
+            "{mode:?}/{ns}: before expiry"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for ns in Namespace::ALL {
+        assert_eq!(
+            caches.get::<Value>(ns, &key("ttl")).await.unwrap(),
+            None,
+            "{mode:?}/{ns}: expired"
+        );
+        assert_eq!(
+            caches.get(ns, &key("ttl-long")).await.unwrap(),
+            Some(v(2)),
+            "{mode:?}/{ns}: long TTL kept"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_on_every_backend() {
+    let server = RedisServer::start().unwrap();
+    for mode in [CacheMode::Memory, CacheMode::Redis, CacheMode::Hybrid] {
+        let caches = build(mode, &server).await;
+        check_operations(mode, &caches).await;
+        check_expiry(mode, &caches).await;
+        assert_eq!(caches.stats().async_dropped, 0);
+        server.command("FLUSHALL").unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_key_layout_is_prefix_namespace_key_with_ttl() {
+    let server = RedisServer::start().unwrap();
+    let caches = build(CacheMode::Redis, &server).await;
+    let k = CacheKey::hashed("eyJhbGciOi.raw.token");
+    caches
+        .set(Namespace::Revoked, &k, &true, Duration::from_secs(100))
+        .await
+        .unwrap();
+    let full = format!("test:revoked:{}", k.as_str());
+    assert_eq!(server.command(&format!("EXISTS {full}")).unwrap(), ":1");
+    let pttl: i64 = server.command(&format!("PTTL {full}")).unwrap()[1..]
+        .parse()
+        .unwrap();
+    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    assert_eq!(
+        server
+            .command("EXISTS test:revoked:eyJhbGciOi.raw.token")
+            .unwrap(),
+        ":0"
+    );
+    // clear uses SCAN and removes only the namespace's keys.
+    caches
+        .set(
+            Namespace::Jwks,
+            &key("https://idp/jwks"),
+            &1,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    for i in 0..1200 {
+        caches
+            .set(
+                Namespace::TokenType,
+                &key(&format!("t{i}")),
+                &i,
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+    }
+    caches.clear(Namespace::TokenType).await.unwrap();
+    assert_eq!(server.command("DBSIZE").unwrap(), ":2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_auth_and_db_are_used() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]).unwrap();
+    let mut settings = redis_settings(&server);
+    settings.password = Some("s3cret".to_owned());
+    settings.db = 3;
+    let caches = Caches::new(CacheSettings::redis(settings.clone()))
+        .await
+        .unwrap();
+    caches
+        .set(
+            Namespace::Metadata,
+            &key("iss"),
+            &v(1),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        caches.get(Namespace::Metadata, &key("iss")).await.unwrap(),
+        Some(v(1))
+    );
+    caches.ping().await.unwrap();
+
+    settings.password = Some("wrong".to_owned());
+    let bad = Caches::new(CacheSettings::redis(settings)).await.unwrap();
+    assert!(bad.ping().await.is_err());
+    // A Report namespace surfaces the failure; a Degrade namespace reads as a miss.
+    assert!(
+        bad.get::<Value>(Namespace::Revoked, &key("x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        bad.get::<Value>(Namespace::Metadata, &key("iss"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decode_errors_and_oversized_values_are_typed_errors() {
+    let caches = Caches::memory();
+    caches
+        .set(
+            Namespace::Session,
+            &key("s"),
+            &"text",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let err = caches
+        .get::<Value>(Namespace::Session, &key("s"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, oidcgate::cache::Error::Decode { .. }),
+        "{err}"
+    );
+    let big = "x".repeat(oidcgate::cache::DEFAULT_MAX_VALUE_BYTES + 1);
+    let err = caches
+        .set(
+            Namespace::Session,
+            &key("big"),
+            &big,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, oidcgate::cache::Error::ValueTooLarge { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn named_handle_is_typed() {
+    let caches = Caches::memory();
+    let revoked = caches.named::<bool>(Namespace::Revoked);
+    let k = CacheKey::hashed("token");
+    assert_eq!(revoked.get(&k).await.unwrap(), None);
+    revoked.set_default_ttl(&k, &true).await.unwrap();
+    assert_eq!(revoked.get(&k).await.unwrap(), Some(true));
+    assert_eq!(revoked.namespace(), Namespace::Revoked);
+}
