@@ -278,11 +278,19 @@ async function xhr401(t, door) {
 }
 
 async function excluded(t, door) {
-  const nav = await navigate(`${door.origin}${cfg.paths.excluded}/info`, { jar: new CookieJar(), follow: false, trace: t.trace });
+  const before = (await getJSON(`${cfg.echo}/__echo/stats`)).json.spoofed.length;
+  const nav = await navigate(`${door.origin}${cfg.paths.excluded}/info`, {
+    jar: new CookieJar(), headers: { ...NAV_HEADERS, 'X-Forwarded-User': 'mallory' }, follow: false, trace: t.trace,
+  });
   const echo = echoOf(nav.res);
   ensure(echo, `excluded URL answered ${nav.res.status}, not the upstream`, t.trace);
-  ensure(hdr(echo, 'x-forwarded-user').length === 0, `upstream got X-Forwarded-User ${hdr(echo, 'x-forwarded-user')} without a session`, t.trace);
-  return { detail: '200 from upstream, no identity' };
+  const given = IDENTITY.filter((h) => hdr(echo, h).some((v) => v !== ''));
+  ensure(!given.length, `upstream got identity headers without a session: ${given.map((h) => `${h}=${hdr(echo, h)}`).join(' ')}`, t.trace);
+  const empty = IDENTITY.filter((h) => hdr(echo, h).length);
+  if (empty.length) t.notes.push(`the upstream gets empty ${empty.join(', ')} on an excluded URL`);
+  const leaked = (await getJSON(`${cfg.echo}/__echo/stats`)).json.spoofed.slice(before);
+  ensure(!leaked.length, `a client-sent X-Forwarded-User reached the upstream on an excluded URL: ${JSON.stringify(leaked.map((l) => l.headers))}`, t.trace);
+  return { detail: '200 from upstream, no identity (client X-Forwarded-User dropped)' };
 }
 
 // Full scripted login: app → IdP form → callback → back on the app page.
@@ -326,12 +334,9 @@ async function spoof(t, door, state) {
     'X-User-Groups': 'mallory-admins',
     'X-User-Roles': 'mallory-admin',
   };
-  if (door.kind === 'proxy') {
-    // The gate builds the upstream request itself here, so it must also drop
-    // the underscore spellings that some frameworks read as the same header.
-    spoofHeaders.X_Forwarded_User = 'mallory';
-    spoofHeaders['X-Forwarded_User'] = 'mallory';
-  }
+  // Spellings some frameworks read as the same header (CGI/WSGI map "_" and
+  // "-" alike) and that proxies do not overwrite.
+  const underscored = { X_Forwarded_User: 'mallory', 'X-Forwarded_User': 'mallory', 'x_auth_request_email': 'mallory@evil.example' };
   const before = (await getJSON(`${cfg.echo}/__echo/stats`)).json.spoofed.length;
 
   // With a session: the gate's values replace the client's.
@@ -340,6 +345,10 @@ async function spoof(t, door, state) {
   ensure(echo, `with session and spoofed headers: status ${nav.res.status}, not the upstream`, t.trace);
   const user = hdr(echo, 'x-forwarded-user');
   ensure(user.length === 1 && user[0] === cfg.account.email, `upstream X-Forwarded-User = ${JSON.stringify(user)}`, t.trace);
+
+  // Underscore spellings: dropped or refused, never passed on.
+  nav = await navigate(`${door.origin}/app/whoami`, { jar: state.jar, headers: { ...XHR_HEADERS, ...underscored }, follow: false, trace: t.trace });
+  const underscoreOutcome = echoOf(nav.res) ? 'dropped' : `refused ${nav.res.status}`;
 
   // Without a session: nothing reaches the upstream at all.
   nav = await navigate(`${door.origin}/app/whoami`, { jar: new CookieJar(), headers: { ...NAV_HEADERS, ...spoofHeaders }, follow: false, trace: t.trace });
@@ -350,7 +359,7 @@ async function spoof(t, door, state) {
   const stats = (await getJSON(`${cfg.echo}/__echo/stats`)).json;
   const leaked = stats.spoofed.slice(before);
   ensure(!leaked.length, `spoofed values reached the upstream: ${JSON.stringify(leaked.map((l) => l.headers))}`, t.trace);
-  return { detail: 'client identity headers replaced / never forwarded' };
+  return { detail: `identity headers replaced; underscore spellings ${underscoreOutcome}` };
 }
 
 async function logout(t, door, state, discovery) {

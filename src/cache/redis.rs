@@ -666,8 +666,9 @@ impl RedisStore {
         Ok(v.into_iter().map(|v| v.map(Bytes::from)).collect())
     }
 
-    /// `SET key value PX ttl`, followed in the same round trip by `PUBLISH`
-    /// of `notify` when given.
+    /// `SET key value PX ttl`, then `PUBLISH` of `notify` when given (in the
+    /// same round trip, except in cluster mode where the two commands route
+    /// to different nodes).
     pub(crate) async fn set(
         &self,
         ns: Namespace,
@@ -683,11 +684,19 @@ impl RedisStore {
             .arg("PX")
             .arg(millis(ttl))
             .ignore();
-        if let Some(msg) = notify {
-            p.cmd("PUBLISH").arg(&self.shared.channel).arg(msg).ignore();
-        }
+        let notify = match notify {
+            Some(msg) if !self.is_cluster() => {
+                p.cmd("PUBLISH").arg(&self.shared.channel).arg(msg).ignore();
+                None
+            }
+            other => other,
+        };
         self.call(|c, i| async move { c.pipe::<()>(&p, i).await })
-            .await
+            .await?;
+        match notify {
+            Some(msg) => self.publish(msg).await,
+            None => Ok(()),
+        }
     }
 
     /// `SET key value NX PX ttl`; returns whether the key was set. When it
@@ -745,8 +754,8 @@ impl RedisStore {
             .await
     }
 
-    /// `DEL`, followed by `PUBLISH` of `notify` when given. Returns whether a
-    /// key was removed.
+    /// `DEL`, then `PUBLISH` of `notify` when given (same round trip except
+    /// in cluster mode). Returns whether a key was removed.
     pub(crate) async fn delete(
         &self,
         ns: Namespace,
@@ -755,10 +764,17 @@ impl RedisStore {
     ) -> Result<bool, L2Error> {
         let mut p = redis::pipe();
         p.cmd("DEL").arg(self.full_key(ns, key));
-        if let Some(msg) = notify {
-            p.cmd("PUBLISH").arg(&self.shared.channel).arg(msg).ignore();
-        }
+        let notify = match notify {
+            Some(msg) if !self.is_cluster() => {
+                p.cmd("PUBLISH").arg(&self.shared.channel).arg(msg).ignore();
+                None
+            }
+            other => other,
+        };
         let (n,): (i64,) = self.call(|c, i| async move { c.pipe(&p, i).await }).await?;
+        if let Some(msg) = notify {
+            self.publish(msg).await?;
+        }
         Ok(n > 0)
     }
 

@@ -10,9 +10,10 @@ use super::redis::RawRedisConfig;
 use super::{ConfigError, bad};
 use crate::session::SecretString;
 
-/// The file, key by key. Unknown keys are refused.
+/// The file, key by key. Unknown keys land in `unsupported` and are refused
+/// by validation with their name.
 #[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawConfig {
     /// Issuer URL.
     #[serde(rename = "providerURL")]
@@ -230,14 +231,25 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
 
 /// `providerURL` → `OIDCGATE_PROVIDER_URL`.
 pub fn env_name(key: &str) -> String {
-    let mut out = String::from("OIDCGATE_");
     let chars: Vec<char> = key.chars().collect();
+    let mut out = String::from("OIDCGATE_");
     for (i, &c) in chars.iter().enumerate() {
-        let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
-        let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-        let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
-        if c.is_ascii_uppercase() && i > 0 && (prev_lower || (prev_upper && next_lower && c != 'S'))
-        {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        // A plural acronym ("URLs") keeps its trailing "s" in the same word.
+        let plural_s = |n: Option<char>, after: Option<char>| {
+            n == Some('s') && after.is_none_or(|a| a.is_ascii_uppercase())
+        };
+        let starts_word = c.is_ascii_uppercase()
+            && match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => {
+                    next.is_some_and(|n| n.is_ascii_lowercase())
+                        && !plural_s(next, chars.get(i + 2).copied())
+                }
+                _ => false,
+            };
+        if starts_word {
             out.push('_');
         }
         out.push(c.to_ascii_uppercase());

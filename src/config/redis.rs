@@ -176,7 +176,7 @@ impl RawRedisConfig {
         {
             self.password = v;
         }
-        let mut fill = |field: &mut i64, name: &str| {
+        let fill = |field: &mut i64, name: &str| {
             if *field == 0
                 && let Some(n) = get(name).as_deref().and_then(positive)
             {
@@ -648,7 +648,7 @@ hybridL1MemoryMB: 10
         assert_eq!(raw.cache_mode, "hybrid");
         assert_eq!((raw.hybrid_l1_size, raw.hybrid_l1_memory_mb), (100, 0));
 
-        let mut raw = parse("address: file:1\npassword: filepw\ndb: 1\nkeyPrefix: f:\ncacheMode: redis\npoolSize: 5\n").unwrap();
+        let mut raw = parse("address: file:1\npassword: filepw\ndb: 1\nkeyPrefix: \"f:\"\ncacheMode: redis\npoolSize: 5\n").unwrap();
         raw.apply_env_fallbacks(&lookup);
         assert_eq!(raw.address, "file:1");
         assert_eq!(raw.password, "filepw");

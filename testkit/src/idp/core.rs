@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 
-use super::{AccessTokenFormat, Counters, Endpoint, Fault, IdpConfig, SigningAlg, TestUser};
+use super::{
+    AccessTokenFormat, Counters, Endpoint, Fault, IdpConfig, KeyChoice, Mint, SigningAlg, TestUser,
+};
 use crate::jose::{self, Signer, SigningKey};
 
 /// How long an authorization code stays redeemable.
@@ -142,6 +144,8 @@ pub(crate) struct State {
     pub(crate) access: HashMap<String, AccessGrant>,
     pub(crate) ended_sids: HashSet<String>,
     pub(crate) id_token_overrides: Option<Value>,
+    /// Key signing the ID tokens of the token endpoint.
+    pub(crate) id_token_key: KeyChoice,
     next_family: u64,
 }
 
@@ -197,6 +201,7 @@ impl Shared {
             access: HashMap::new(),
             ended_sids: HashSet::new(),
             id_token_overrides: None,
+            id_token_key: KeyChoice::Current,
             next_family: 0,
         };
         Self {
@@ -325,7 +330,15 @@ impl Shared {
         if let Some(overrides) = overrides {
             jose::merge(&mut claims, &overrides);
         }
-        let id_token = self.sign("JWT", claims);
+        let key = self.state.lock().id_token_key.clone();
+        let id_token = match key {
+            KeyChoice::Current => self.sign("JWT", claims),
+            key => self.mint(&Mint {
+                claims: Value::Object(claims),
+                key,
+                ..Mint::default()
+            }),
+        };
         let refresh_token = with_refresh_token.then(|| {
             let rt = jose::random_token(32);
             self.state.lock().refresh.insert(

@@ -435,35 +435,16 @@ impl TestIdp {
         };
     }
 
+    /// Which key signs the ID tokens the token endpoint issues from now on
+    /// (default [`KeyChoice::Current`]), e.g. an unpublished key or
+    /// `alg: none` to test that a relying party refuses them at login.
+    pub fn set_id_token_key(&self, key: KeyChoice) {
+        self.shared.state.lock().id_token_key = key;
+    }
+
     /// Signs an arbitrary token, see [`Mint`].
     pub fn mint(&self, m: Mint) -> String {
-        let current = self.shared.state.lock().current.clone();
-        let unpublished;
-        let (mut header, signer) = match &m.key {
-            KeyChoice::Current => (default_header(&current), Signer::Key(&current)),
-            KeyChoice::Unpublished => {
-                unpublished = self.shared.unpublished_key(current.alg);
-                (default_header(&unpublished), Signer::Key(&unpublished))
-            }
-            KeyChoice::None => {
-                let mut h = Map::new();
-                h.insert("alg".into(), "none".into());
-                h.insert("typ".into(), "JWT".into());
-                (h, Signer::Nothing)
-            }
-            KeyChoice::Hs256WithSecret(secret) => {
-                let mut h = default_header(&current);
-                h.insert("alg".into(), "HS256".into());
-                (h, Signer::Hs256(secret))
-            }
-        };
-        jose::merge(&mut header, &m.header);
-        jose::compact_jws(
-            &Value::Object(header),
-            &m.claims,
-            signer,
-            m.raw_signature.as_deref(),
-        )
+        self.shared.mint(&m)
     }
 
     /// A valid ID token for the current user (fresh `sid`, no `nonce`),
@@ -498,6 +479,39 @@ impl TestIdp {
     /// Expires every refresh token issued so far.
     pub fn expire_refresh_tokens(&self) {
         self.shared.expire_refresh_tokens();
+    }
+}
+
+impl Shared {
+    /// Signs an arbitrary token, see [`Mint`].
+    pub(crate) fn mint(&self, m: &Mint) -> String {
+        let current = self.state.lock().current.clone();
+        let unpublished;
+        let (mut header, signer) = match &m.key {
+            KeyChoice::Current => (default_header(&current), Signer::Key(&current)),
+            KeyChoice::Unpublished => {
+                unpublished = self.unpublished_key(current.alg);
+                (default_header(&unpublished), Signer::Key(&unpublished))
+            }
+            KeyChoice::None => {
+                let mut h = Map::new();
+                h.insert("alg".into(), "none".into());
+                h.insert("typ".into(), "JWT".into());
+                (h, Signer::Nothing)
+            }
+            KeyChoice::Hs256WithSecret(secret) => {
+                let mut h = default_header(&current);
+                h.insert("alg".into(), "HS256".into());
+                (h, Signer::Hs256(secret))
+            }
+        };
+        jose::merge(&mut header, &m.header);
+        jose::compact_jws(
+            &Value::Object(header),
+            &m.claims,
+            signer,
+            m.raw_signature.as_deref(),
+        )
     }
 }
 

@@ -1,0 +1,3 @@
+//! Integration tests placeholder.
+#[test]
+fn placeholder() {}
