@@ -25,7 +25,7 @@ pub use redis::{RawRedisConfig, RedisConfigError};
 
 use crate::cache::CacheSettings;
 use crate::doors::{AppSettings, TrustedProxies};
-use crate::gate::{DEFAULT_CALLBACK_PATH, DEFAULT_SCOPES, GateSettings};
+use crate::gate::{DEFAULT_CALLBACK_PATH, DEFAULT_SCOPES, GateSettings, RefreshSettings};
 use crate::oidc::{ClientAuthMethod, HttpSettings, ProviderSettings};
 use crate::policy::PolicySettings;
 use crate::session::SessionSettings;
@@ -337,6 +337,29 @@ impl Config {
             bad(key, msg)
         })?;
 
+        let mut refresh = RefreshSettings::default();
+        if let Some(g) = raw.refresh_grace_period_seconds {
+            if g > 86_400 {
+                return Err(bad("refreshGracePeriodSeconds", "must be at most 86400"));
+            }
+            refresh.grace = Duration::from_secs(g);
+        }
+        if let Some(age) = raw.max_refresh_token_age_seconds {
+            refresh.max_refresh_token_age = (age > 0).then(|| Duration::from_secs(age));
+        }
+        if let Some(t) = raw.refresh_breaker_threshold {
+            if t == 0 {
+                return Err(bad("refreshBreakerThreshold", "must be at least 1"));
+            }
+            refresh.breaker_threshold = t;
+        }
+        if let Some(secs) = raw.refresh_breaker_open_seconds {
+            if secs == 0 {
+                return Err(bad("refreshBreakerOpenSeconds", "must be at least 1"));
+            }
+            refresh.breaker_open = Duration::from_secs(secs);
+        }
+
         let gate = GateSettings {
             callback_path,
             logout_path,
@@ -350,6 +373,7 @@ impl Config {
             audience: raw.audience.clone().filter(|a| !a.is_empty()),
             extra_auth_params: raw.extra_auth_params.clone().into_iter().collect(),
             strip_auth_cookies: raw.strip_auth_cookies,
+            refresh,
             ..GateSettings::default()
         };
         Ok(Self {

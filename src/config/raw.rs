@@ -129,6 +129,18 @@ pub struct RawConfig {
     /// Cache / Redis block.
     #[serde(rename = "redis")]
     pub redis: Option<RawRedisConfig>,
+    /// Refresh this many seconds before tokens expire (default 60).
+    #[serde(rename = "refreshGracePeriodSeconds")]
+    pub refresh_grace_period_seconds: Option<u64>,
+    /// Refresh tokens older than this are not used (default 21600; 0 disables).
+    #[serde(rename = "maxRefreshTokenAgeSeconds")]
+    pub max_refresh_token_age_seconds: Option<u64>,
+    /// Consecutive token-endpoint failures that open the refresh breaker (default 5).
+    #[serde(rename = "refreshBreakerThreshold")]
+    pub refresh_breaker_threshold: Option<u32>,
+    /// Seconds the refresh breaker stays open (default 30).
+    #[serde(rename = "refreshBreakerOpenSeconds")]
+    pub refresh_breaker_open_seconds: Option<u64>,
     /// traefikoidc's cold-verification rate limit; accepted, not needed here.
     #[serde(rename = "rateLimit")]
     pub rate_limit: Option<u64>,
@@ -152,8 +164,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "frontchannelLogoutURL",
     "headers",
     "allowedClaims",
-    "refreshGracePeriodSeconds",
-    "maxRefreshTokenAgeSeconds",
     "strictAudienceValidation",
     "resource",
     "securityHeaders",
@@ -227,6 +237,10 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("upstream", EnvKind::Str),
     ("trustedProxies", EnvKind::List),
     ("rateLimit", EnvKind::Int),
+    ("refreshGracePeriodSeconds", EnvKind::Int),
+    ("maxRefreshTokenAgeSeconds", EnvKind::Int),
+    ("refreshBreakerThreshold", EnvKind::Int),
+    ("refreshBreakerOpenSeconds", EnvKind::Int),
 ];
 
 /// `providerURL` → `OIDCGATE_PROVIDER_URL`.

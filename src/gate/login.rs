@@ -185,6 +185,7 @@ impl Gate {
         )
         .filter(|t| !t.starts_with(&self.inner.settings.callback_path))
         .unwrap_or_else(|| "/".into());
+        let location = self.absolute(view, &location);
         Ok(Decision::Redirect {
             location,
             set_cookies,
@@ -202,23 +203,36 @@ impl Gate {
     ) -> Result<Session, Error> {
         let now = self.now();
         let provider = &self.inner.provider;
-        let raw_id = tokens.id_token.clone().ok_or_else(|| {
-            crate::oidc::Error::ProviderInvalid("no id_token in token response".into())
-        })?;
-        let id = provider.verify_id_token(&raw_id, nonce).await?;
-        let claims = id.claims();
-        let mut all = claims.extra.clone();
-        all.insert("sub".into(), claims.sub.clone().into());
-        let identity = self
-            .inner
-            .policy
-            .identity_from_claims(&all, &self.inner.policy.settings().user_identifier_claim)?;
-        if let Some(prev) = previous {
-            if prev.subject != identity.subject {
-                return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
+        // A refresh may come without a new ID token: the session keeps the
+        // identity it had; at login an ID token is required.
+        let (raw_id, id_exp, idp_sid, identity) = match (tokens.id_token.clone(), previous) {
+            (Some(raw_id), _) => {
+                let id = provider.verify_id_token(&raw_id, nonce).await?;
+                let claims = id.claims();
+                let mut all = claims.extra.clone();
+                all.insert("sub".into(), claims.sub.clone().into());
+                let identity = self
+                    .inner
+                    .policy
+                    .identity_from_claims(&all, &self.inner.policy.settings().user_identifier_claim)?;
+                if let Some(prev) = previous {
+                    if prev.subject != identity.subject {
+                        return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
+                    }
+                }
+                (raw_id, u64::try_from(claims.exp).unwrap_or(0), claims.sid.clone(), identity)
             }
-        }
-        let mut expires_at = u64::try_from(claims.exp).unwrap_or(0);
+            (None, Some(prev)) => (
+                prev.id_token.clone().unwrap_or_default(),
+                prev.expires_at,
+                prev.idp_sid.clone(),
+                self.identity_of(prev),
+            ),
+            (None, None) => {
+                return Err(crate::oidc::Error::ProviderInvalid("no id_token in token response".into()).into());
+            }
+        };
+        let mut expires_at = id_exp;
         if Provider::looks_like_jwt(&tokens.access_token) {
             let at = provider
                 .verify_access_token(
@@ -242,11 +256,11 @@ impl Gate {
             created_at: previous.map_or(now, |p| p.created_at),
             identifier: identity.identifier,
             subject: identity.subject,
-            idp_sid: claims.sid.clone(),
+            idp_sid,
             email: identity.email,
             groups: identity.groups,
             roles: identity.roles,
-            id_token: Some(raw_id),
+            id_token: Some(raw_id).filter(|t| !t.is_empty()),
             access_token: Some(tokens.access_token),
             refresh_token_issued_at: match (rotated, previous) {
                 (false, Some(p)) => p.refresh_token_issued_at,

@@ -25,11 +25,7 @@ impl Gate {
             .query_param("rd")
             .and_then(|rd| safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts))
             .unwrap_or_else(|| s.post_logout_redirect.clone());
-        let absolute = if target.starts_with('/') {
-            format!("{}{}", self.origin(view), target)
-        } else {
-            target.clone()
-        };
+        let absolute = self.absolute(view, &target);
         if let Some(session) = &session {
             tracing::info!(user = %session.identifier, "logout");
         }
@@ -52,7 +48,7 @@ impl Gate {
                     .append_pair("client_id", &self.inner.provider.settings().client_id);
                 url.to_string()
             }
-            _ => target,
+            _ => self.absolute(view, &target),
         };
         Ok(Decision::Redirect {
             location,

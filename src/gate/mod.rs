@@ -9,6 +9,7 @@ mod decision;
 mod login;
 mod logout;
 mod redirect;
+mod refresh;
 mod rescue;
 mod view;
 
@@ -18,6 +19,10 @@ use http::{HeaderValue, Method, StatusCode};
 
 pub use decision::{Allow, Decision, Reply};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
+pub use refresh::{
+    DEFAULT_BREAKER_OPEN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_MAX_REFRESH_TOKEN_AGE,
+    DEFAULT_REFRESH_COOLDOWN, DEFAULT_REFRESH_GRACE, DEFAULT_REFRESH_RESULT_TTL, RefreshSettings,
+};
 pub use rescue::Error;
 pub use view::{
     MAX_PATH_BYTES, RequestView, ViewError, encode_path, normalize_path, path_matches_prefix,
@@ -70,6 +75,8 @@ pub struct GateSettings {
     pub max_login_attempts: u32,
     /// Remove the gate's own cookies from requests sent upstream.
     pub strip_auth_cookies: bool,
+    /// Token refresh.
+    pub refresh: RefreshSettings,
 }
 
 impl Default for GateSettings {
@@ -88,6 +95,7 @@ impl Default for GateSettings {
             extra_auth_params: Vec::new(),
             max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
             strip_auth_cookies: false,
+            refresh: RefreshSettings::default(),
         }
     }
 }
@@ -104,6 +112,7 @@ struct Inner {
     sessions: SessionCodec,
     policy: Policy,
     clock: SharedClock,
+    refresher: refresh::Refresher,
 }
 
 impl Gate {
@@ -115,6 +124,7 @@ impl Gate {
         policy: Policy,
         clock: SharedClock,
     ) -> Self {
+        let refresher = refresh::Refresher::new(settings.refresh.clone(), clock.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -122,6 +132,7 @@ impl Gate {
                 sessions,
                 policy,
                 clock,
+                refresher,
             }),
         }
     }
@@ -192,9 +203,7 @@ impl Gate {
         }
         let now = self.inner.clock.now();
         if let Some(session) = self.inner.sessions.load(&view.headers, now) {
-            if session.expires_at > now {
-                return self.allow_session(view, &session);
-            }
+            return self.with_session(view, session, now).await;
         }
         self.login_required(view).await
     }
@@ -208,7 +217,69 @@ impl Gate {
             .any(|p| path_matches_prefix(path, p))
     }
 
-    fn allow_session(&self, view: &RequestView, session: &Session) -> Result<Decision, Error> {
+    /// Refresh grants this gate has sent to the provider.
+    pub fn refresh_grants(&self) -> u64 {
+        self.inner.refresher.grants()
+    }
+
+    /// A request with a readable session: refresh it when due, then allow.
+    async fn with_session(
+        &self,
+        view: &RequestView,
+        session: Session,
+        now: u64,
+    ) -> Result<Decision, Error> {
+        let r = &self.inner.refresher;
+        if !r.due(&session, now) {
+            return self.allow_session(view, &session, Vec::new());
+        }
+        let still_valid = session.expires_at > now;
+        let Some(rt) = session.refresh_token.clone() else {
+            return if still_valid {
+                self.allow_session(view, &session, Vec::new())
+            } else {
+                self.session_over(view).await
+            };
+        };
+        if r.refresh_token_too_old(&session, now) {
+            return self.session_over(view).await;
+        }
+        match r.refresh(&rt, self.refresh_grant(&session, &rt)).await {
+            Ok(fresh) => {
+                let cookies = self.inner.sessions.store(&fresh, &view.headers, self.secure(view), now)?;
+                self.allow_session(view, &fresh, cookies)
+            }
+            Err(refresh::RefreshFailure::Rejected) => self.session_over(view).await,
+            Err(_) if still_valid => self.allow_session(view, &session, Vec::new()),
+            Err(_) => Err(Error::RefreshUnavailable),
+        }
+    }
+
+    async fn refresh_grant(&self, old: &Session, rt: &str) -> Result<Session, Error> {
+        let tokens = self.inner.provider.refresh(rt).await?;
+        self.session_from_tokens(tokens, None, Some(old)).await
+    }
+
+    /// The session cannot continue: browsers log in again, scripts get 401;
+    /// both have their session cookies cleared.
+    async fn session_over(&self, view: &RequestView) -> Result<Decision, Error> {
+        if view.probe || view.is_non_navigation() || !matches!(view.method, Method::GET | Method::HEAD) {
+            let clear = self.inner.sessions.clear(&view.headers, self.secure(view));
+            let d = self.login_required(view).await.unwrap_or_else(|e| rescue::rescue(e, view));
+            return Ok(match d {
+                Decision::Respond(r) => Decision::Respond(r.with_cookies(clear)),
+                other => other,
+            });
+        }
+        self.login_required(view).await
+    }
+
+    fn allow_session(
+        &self,
+        view: &RequestView,
+        session: &Session,
+        mut set_cookies: Vec<HeaderValue>,
+    ) -> Result<Decision, Error> {
         let id = Identity {
             identifier: session.identifier.clone(),
             subject: session.subject.clone(),
@@ -217,7 +288,6 @@ impl Gate {
             roles: session.roles.clone(),
         };
         self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
-        let mut set_cookies = Vec::new();
         if view.headers.get_all(http::header::COOKIE).iter().any(|c| {
             c.to_str()
                 .is_ok_and(|c| c.contains(&format!("{}login=", self.inner.sessions.prefix())))
@@ -261,6 +331,17 @@ impl Gate {
     /// Whether cookies for this request carry `Secure`.
     fn secure(&self, view: &RequestView) -> bool {
         self.inner.settings.force_https || view.https
+    }
+
+    /// `target` made absolute against this request's origin when it is a
+    /// path. Forward-auth proxies resolve a relative `Location` against the
+    /// gate's own address, so every redirect the gate sends is absolute.
+    fn absolute(&self, view: &RequestView, target: &str) -> String {
+        if target.starts_with('/') && !target.starts_with("//") {
+            format!("{}{}", self.origin(view), target)
+        } else {
+            target.to_owned()
+        }
     }
 
     /// `https://host` or `http://host` for this request.

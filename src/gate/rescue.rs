@@ -34,6 +34,9 @@ pub enum Error {
     /// The provider sent the user back with an error.
     #[error("provider error: {0}")]
     ProviderDenied(String),
+    /// The session needs a refresh and the provider cannot give one now.
+    #[error("refresh unavailable")]
+    RefreshUnavailable,
     /// Too many login round trips without success.
     #[error("login loop")]
     LoginLoop,
@@ -71,6 +74,10 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
         Error::ProviderDenied(desc) => {
             (StatusCode::BAD_REQUEST, format!("Authentication error from provider: {desc}"))
         }
+        Error::RefreshUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The identity provider is unavailable; please try again shortly".into(),
+        ),
         Error::LoginLoop => (
             StatusCode::LOOP_DETECTED,
             "Login keeps failing: too many redirects. Check that cookies are enabled and the gate's \

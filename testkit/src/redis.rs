@@ -374,9 +374,26 @@ impl RedisSentinel {
     /// Starts the three processes and waits until the sentinel knows the
     /// master.
     pub fn start() -> Result<RedisSentinel, LaunchError> {
-        let master = RedisServer::start()?;
-        let replica =
-            RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port().to_string()])?;
+        let master = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"])?;
+        let replica = RedisServer::start_with(&[
+            "--replicaof",
+            "127.0.0.1",
+            &master.port().to_string(),
+            "--repl-diskless-sync-delay",
+            "0",
+        ])?;
+        let deadline = Instant::now() + DEFAULT_START_TIMEOUT;
+        while !command_bulk(replica.port(), "INFO replication")
+            .unwrap_or_default()
+            .contains("master_link_status:up")
+        {
+            if Instant::now() >= deadline {
+                return Err(LaunchError(
+                    "replica did not sync with the master in time".to_owned(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let bin = find_binary("redis-server")?;
         let dir = TempDir::new("sentinel")?;
         let sentinel_port = crate::free_port();

@@ -1,3 +1,11 @@
-//! Integration tests placeholder.
-#[test]
-fn placeholder() {}
+//! End-to-end tests of the browser login through every door, over real
+//! sockets: a test OpenID Provider, an echo upstream and the gate on
+//! loopback, driven by a hand-rolled browser that follows each redirect
+//! itself so every hop can be asserted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod attacks;
+mod doors;
+mod login;
+mod support;

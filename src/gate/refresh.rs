@@ -1,0 +1,221 @@
+//! Token refresh that survives stampedes, rotation and outages.
+//!
+//! - **One grant per refresh token.** Requests needing the same refresh share
+//!   one flight keyed by a hash of the refresh token (moka's coalescing
+//!   `try_get_with`); every follower gets the leader's result. A success stays
+//!   cached for [`DEFAULT_REFRESH_RESULT_TTL`], so requests that still carry
+//!   the old cookie reuse the winner's tokens instead of presenting a rotated
+//!   refresh token (which rotating providers punish by revoking the grant).
+//! - **Failures.** `invalid_grant` ends that session. Transient errors (timeouts,
+//!   5xx) do not: the session is cooled down for
+//!   [`DEFAULT_REFRESH_COOLDOWN`], and a circuit breaker on the token endpoint
+//!   stops hammering a provider that is down. A refused grant is an answer, not
+//!   an outage: it never trips the breaker.
+//! - **Hot path.** No lock is held per request: concurrent caches and atomics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::clock::SharedClock;
+use crate::oidc::{self, OAuthErrorKind};
+use crate::session::Session;
+use crate::telemetry::TokenHash;
+
+/// Refresh this long before the access token (or ID token) expires.
+pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(60);
+/// Refresh tokens older than this are treated as expired without asking the provider.
+pub const DEFAULT_MAX_REFRESH_TOKEN_AGE: Duration = Duration::from_secs(6 * 3600);
+/// How long a successful refresh result is reused for the same old refresh token.
+pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(30);
+/// Pause before a session retries after a transient refresh failure.
+pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
+/// Consecutive transient failures that open the token-endpoint breaker.
+pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
+/// How long the breaker stays open before one probe is let through.
+pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// Most refresh results and cooldowns remembered at once.
+pub(crate) const MAX_TRACKED_REFRESHES: u64 = 100_000;
+
+/// Settings of the refresh machinery.
+#[derive(Clone, Debug)]
+pub struct RefreshSettings {
+    /// Refresh when the token expires within this window.
+    pub grace: Duration,
+    /// Refresh-token age limit; `None` disables the rule.
+    pub max_refresh_token_age: Option<Duration>,
+    /// Reuse window of a successful result.
+    pub result_ttl: Duration,
+    /// Per-session pause after a transient failure.
+    pub cooldown: Duration,
+    /// Breaker threshold (consecutive transient failures).
+    pub breaker_threshold: u32,
+    /// Breaker open time.
+    pub breaker_open: Duration,
+}
+
+impl Default for RefreshSettings {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_REFRESH_GRACE,
+            max_refresh_token_age: Some(DEFAULT_MAX_REFRESH_TOKEN_AGE),
+            result_ttl: DEFAULT_REFRESH_RESULT_TTL,
+            cooldown: DEFAULT_REFRESH_COOLDOWN,
+            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
+            breaker_open: DEFAULT_BREAKER_OPEN,
+        }
+    }
+}
+
+/// Why a refresh did not produce a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RefreshFailure {
+    /// The provider refused the grant: the session is over.
+    Rejected,
+    /// The provider could not be reached or failed; try again later.
+    Transient,
+    /// The breaker is open or this session is cooling down.
+    Paused,
+}
+
+impl RefreshFailure {
+    fn of(e: &super::Error) -> Self {
+        match e {
+            super::Error::Oidc(o) if o.is_transient() => Self::Transient,
+            super::Error::Oidc(oidc::Error::OAuth { kind: OAuthErrorKind::InvalidGrant, .. }) => {
+                Self::Rejected
+            }
+            super::Error::Oidc(oidc::Error::ProviderInvalid(_)) => Self::Transient,
+            _ => Self::Rejected,
+        }
+    }
+}
+
+/// Breaker states, as numbers in an atomic.
+const CLOSED: u32 = 0;
+const OPEN: u32 = 1;
+
+/// The refresh coordinator of one gate.
+pub(crate) struct Refresher {
+    settings: RefreshSettings,
+    clock: SharedClock,
+    results: moka::future::Cache<String, Arc<Session>>,
+    cooldowns: moka::sync::Cache<String, u64>,
+    breaker_state: AtomicU32,
+    breaker_failures: AtomicU32,
+    breaker_opened_ms: AtomicU64,
+    grants: AtomicU64,
+}
+
+impl Refresher {
+    pub(crate) fn new(settings: RefreshSettings, clock: SharedClock) -> Self {
+        let results = moka::future::Cache::builder()
+            .max_capacity(MAX_TRACKED_REFRESHES)
+            .time_to_live(settings.result_ttl)
+            .build();
+        let cooldowns = moka::sync::Cache::builder()
+            .max_capacity(MAX_TRACKED_REFRESHES)
+            .time_to_live(settings.cooldown.max(Duration::from_secs(1)))
+            .build();
+        Self {
+            settings,
+            clock,
+            results,
+            cooldowns,
+            breaker_state: AtomicU32::new(CLOSED),
+            breaker_failures: AtomicU32::new(0),
+            breaker_opened_ms: AtomicU64::new(0),
+            grants: AtomicU64::new(0),
+        }
+    }
+
+    /// Refresh grants sent to the provider so far.
+    pub(crate) fn grants(&self) -> u64 {
+        self.grants.load(Ordering::Relaxed)
+    }
+
+    /// True when the session should be refreshed now.
+    pub(crate) fn due(&self, session: &Session, now: u64) -> bool {
+        session.expires_at <= now.saturating_add(self.settings.grace.as_secs())
+    }
+
+    /// True when the refresh token is older than the configured limit.
+    pub(crate) fn refresh_token_too_old(&self, session: &Session, now: u64) -> bool {
+        match (self.settings.max_refresh_token_age, session.refresh_token_issued_at) {
+            (Some(max), Some(issued)) => now.saturating_sub(issued) > max.as_secs(),
+            _ => false,
+        }
+    }
+
+    /// Runs `grant` at most once for `refresh_token` across concurrent callers,
+    /// and reuses a recent success.
+    pub(crate) async fn refresh<F>(&self, refresh_token: &str, grant: F) -> Result<Arc<Session>, RefreshFailure>
+    where
+        F: std::future::Future<Output = Result<Session, super::Error>>,
+    {
+        let key = TokenHash::full_hex(refresh_token);
+        if let Some(hit) = self.results.get(&key).await {
+            return Ok(hit);
+        }
+        if self.cooldowns.contains_key(&key) || !self.breaker_allows() {
+            return Err(RefreshFailure::Paused);
+        }
+        let result = self
+            .results
+            .try_get_with(key.clone(), async {
+                self.grants.fetch_add(1, Ordering::Relaxed);
+                let outcome = grant.await;
+                match &outcome {
+                    Ok(_) => self.breaker_success(),
+                    Err(e) => match RefreshFailure::of(e) {
+                        RefreshFailure::Transient => self.breaker_failure(),
+                        _ => self.breaker_success(),
+                    },
+                }
+                outcome.map(Arc::new).map_err(|e| {
+                    tracing::info!(rt = %TokenHash::of(refresh_token), error = %e, "refresh failed");
+                    RefreshFailure::of(&e)
+                })
+            })
+            .await;
+        result.map_err(|e| {
+            let f = (*e).clone();
+            if f == RefreshFailure::Transient {
+                self.cooldowns.insert(key, self.clock.now());
+            }
+            f
+        })
+    }
+
+    fn breaker_allows(&self) -> bool {
+        if self.breaker_state.load(Ordering::Acquire) == CLOSED {
+            return true;
+        }
+        let opened = self.breaker_opened_ms.load(Ordering::Acquire);
+        let open_ms = u64::try_from(self.settings.breaker_open.as_millis()).unwrap_or(u64::MAX);
+        if self.clock.now_ms().saturating_sub(opened) < open_ms {
+            return false;
+        }
+        // Half-open: one caller moves the open time forward and probes.
+        self.breaker_opened_ms
+            .compare_exchange(opened, self.clock.now_ms(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn breaker_success(&self) {
+        self.breaker_failures.store(0, Ordering::Release);
+        if self.breaker_state.swap(CLOSED, Ordering::AcqRel) == OPEN {
+            tracing::info!("token endpoint breaker closed");
+        }
+    }
+
+    fn breaker_failure(&self) {
+        let n = self.breaker_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= self.settings.breaker_threshold {
+            self.breaker_opened_ms.store(self.clock.now_ms(), Ordering::Release);
+            if self.breaker_state.swap(OPEN, Ordering::AcqRel) == CLOSED {
+                tracing::warn!(failures = n, "token endpoint breaker opened");
+            }
+        }
+    }
+}
