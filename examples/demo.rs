@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let cfg = Config::from_yaml(&yaml, &|_| None)?;
     oidcgate::telemetry::init(cfg.log_level, cfg.log_format);
-    let gate = oidcgate::build_gate(&cfg, Arc::new(SystemClock))?;
+    let gate = oidcgate::build(&cfg, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     println!("oidcgate demo");
     println!("  open:      http://127.0.0.1:{port}/");

@@ -25,11 +25,35 @@ pub enum BuildError {
     /// The session codec refused its settings.
     #[error("session: {0}")]
     Session(#[from] session::Error),
+    /// The cache backend could not be built.
+    #[error("cache: {0}")]
+    Cache(#[from] cache::Error),
 }
 
-/// Assembles the engine from a validated configuration.
+/// Assembles the engine from a validated configuration with in-memory caches
+/// (whatever the `redis:` block says); see [`build`] for the configured ones.
 pub fn build_gate(
     cfg: &config::Config,
+    clock: clock::SharedClock,
+) -> Result<gate::Gate, BuildError> {
+    assemble(cfg, cache::Caches::memory(), clock)
+}
+
+/// Assembles the engine with the caches the configuration asks for (memory,
+/// Redis or hybrid). Must run inside a Tokio runtime.
+pub async fn build(
+    cfg: &config::Config,
+    clock: clock::SharedClock,
+) -> Result<gate::Gate, BuildError> {
+    let caches = cache::Caches::new(cfg.cache.clone()).await?;
+    assemble(cfg, caches, clock)
+}
+
+/// Assembles the engine around the given caches (tests share one `Caches`
+/// between two gates to act as two replicas).
+pub fn assemble(
+    cfg: &config::Config,
+    caches: cache::Caches,
     clock: clock::SharedClock,
 ) -> Result<gate::Gate, BuildError> {
     let provider = oidc::Provider::new(cfg.provider.clone(), clock.clone())?;
@@ -40,6 +64,7 @@ pub fn build_gate(
         provider,
         sessions,
         policy,
+        caches,
         clock,
     ))
 }

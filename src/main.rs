@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let gate = match oidcgate::build_gate(&cfg, Arc::new(SystemClock)) {
+        let gate = match oidcgate::build(&cfg, Arc::new(SystemClock)).await {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("oidcgate: {e}");

@@ -211,16 +211,21 @@ impl Gate {
                 let claims = id.claims();
                 let mut all = claims.extra.clone();
                 all.insert("sub".into(), claims.sub.clone().into());
-                let identity = self
-                    .inner
-                    .policy
-                    .identity_from_claims(&all, &self.inner.policy.settings().user_identifier_claim)?;
+                let identity = self.inner.policy.identity_from_claims(
+                    &all,
+                    &self.inner.policy.settings().user_identifier_claim,
+                )?;
                 if let Some(prev) = previous {
                     if prev.subject != identity.subject {
                         return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
                     }
                 }
-                (raw_id, u64::try_from(claims.exp).unwrap_or(0), claims.sid.clone(), identity)
+                (
+                    raw_id,
+                    u64::try_from(claims.exp).unwrap_or(0),
+                    claims.sid.clone(),
+                    identity,
+                )
             }
             (None, Some(prev)) => (
                 prev.id_token.clone().unwrap_or_default(),
@@ -229,7 +234,10 @@ impl Gate {
                 self.identity_of(prev),
             ),
             (None, None) => {
-                return Err(crate::oidc::Error::ProviderInvalid("no id_token in token response".into()).into());
+                return Err(crate::oidc::Error::ProviderInvalid(
+                    "no id_token in token response".into(),
+                )
+                .into());
             }
         };
         let mut expires_at = id_exp;

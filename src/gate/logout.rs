@@ -28,6 +28,8 @@ impl Gate {
         let absolute = self.absolute(view, &target);
         if let Some(session) = &session {
             tracing::info!(user = %session.identifier, "logout");
+            // A copy of the cookie kept elsewhere must not outlive the logout.
+            self.invalidate_session(&session.sid).await;
         }
         let id_token = session.as_ref().and_then(|s| s.id_token.clone());
         let end_session = match self.inner.provider.discovered().await {

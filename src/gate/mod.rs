@@ -20,8 +20,9 @@ use http::{HeaderValue, Method, StatusCode};
 pub use decision::{Allow, Decision, Reply};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
-    DEFAULT_BREAKER_OPEN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_MAX_REFRESH_TOKEN_AGE,
-    DEFAULT_REFRESH_COOLDOWN, DEFAULT_REFRESH_GRACE, DEFAULT_REFRESH_RESULT_TTL, RefreshSettings,
+    DEFAULT_BREAKER_OPEN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CROSS_REPLICA_WAIT,
+    DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN, DEFAULT_REFRESH_GRACE,
+    DEFAULT_REFRESH_RESULT_TTL, RefreshSettings,
 };
 pub use rescue::Error;
 pub use view::{
@@ -29,6 +30,7 @@ pub use view::{
     split_target,
 };
 
+use crate::cache::{CacheKey, Caches, Namespace};
 use crate::clock::SharedClock;
 use crate::oidc::Provider;
 use crate::policy::{Identity, Policy};
@@ -112,6 +114,7 @@ struct Inner {
     sessions: SessionCodec,
     policy: Policy,
     clock: SharedClock,
+    caches: Caches,
     refresher: refresh::Refresher,
 }
 
@@ -122,9 +125,11 @@ impl Gate {
         provider: Provider,
         sessions: SessionCodec,
         policy: Policy,
+        caches: Caches,
         clock: SharedClock,
     ) -> Self {
-        let refresher = refresh::Refresher::new(settings.refresh.clone(), clock.clone());
+        let refresher =
+            refresh::Refresher::new(settings.refresh.clone(), clock.clone(), caches.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -132,6 +137,7 @@ impl Gate {
                 sessions,
                 policy,
                 clock,
+                caches,
                 refresher,
             }),
         }
@@ -217,6 +223,47 @@ impl Gate {
             .any(|p| path_matches_prefix(path, p))
     }
 
+    /// The shared caches.
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    /// Ends session `sid` on every replica sharing the caches.
+    pub async fn invalidate_session(&self, sid: &str) {
+        let Ok(key) = CacheKey::new(format!("sid:{sid}")) else {
+            return;
+        };
+        let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
+        if let Err(e) = self
+            .inner
+            .caches
+            .set(Namespace::SessionInvalidation, &key, &self.now(), ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "session invalidation could not be stored");
+        }
+    }
+
+    /// True when the session was ended (logout) on any replica. A cache that
+    /// cannot answer does not end sessions (documented outage policy).
+    async fn is_invalidated(&self, session: &Session) -> bool {
+        let Ok(key) = CacheKey::new(format!("sid:{}", session.sid)) else {
+            return false;
+        };
+        match self
+            .inner
+            .caches
+            .exists(Namespace::SessionInvalidation, &key)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, "session invalidation check unavailable");
+                false
+            }
+        }
+    }
+
     /// Refresh grants this gate has sent to the provider.
     pub fn refresh_grants(&self) -> u64 {
         self.inner.refresher.grants()
@@ -229,6 +276,9 @@ impl Gate {
         session: Session,
         now: u64,
     ) -> Result<Decision, Error> {
+        if self.is_invalidated(&session).await {
+            return self.session_over(view).await;
+        }
         let r = &self.inner.refresher;
         if !r.due(&session, now) {
             return self.allow_session(view, &session, Vec::new());
@@ -246,7 +296,10 @@ impl Gate {
         }
         match r.refresh(&rt, self.refresh_grant(&session, &rt)).await {
             Ok(fresh) => {
-                let cookies = self.inner.sessions.store(&fresh, &view.headers, self.secure(view), now)?;
+                let cookies =
+                    self.inner
+                        .sessions
+                        .store(&fresh, &view.headers, self.secure(view), now)?;
                 self.allow_session(view, &fresh, cookies)
             }
             Err(refresh::RefreshFailure::Rejected) => self.session_over(view).await,
@@ -263,9 +316,15 @@ impl Gate {
     /// The session cannot continue: browsers log in again, scripts get 401;
     /// both have their session cookies cleared.
     async fn session_over(&self, view: &RequestView) -> Result<Decision, Error> {
-        if view.probe || view.is_non_navigation() || !matches!(view.method, Method::GET | Method::HEAD) {
+        if view.probe
+            || view.is_non_navigation()
+            || !matches!(view.method, Method::GET | Method::HEAD)
+        {
             let clear = self.inner.sessions.clear(&view.headers, self.secure(view));
-            let d = self.login_required(view).await.unwrap_or_else(|e| rescue::rescue(e, view));
+            let d = self
+                .login_required(view)
+                .await
+                .unwrap_or_else(|e| rescue::rescue(e, view));
             return Ok(match d {
                 Decision::Respond(r) => Decision::Respond(r.with_cookies(clear)),
                 other => other,

@@ -17,6 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::cache::{CacheKey, Caches, Namespace};
 use crate::clock::SharedClock;
 use crate::oidc::{self, OAuthErrorKind};
 use crate::session::Session;
@@ -34,6 +39,12 @@ pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
 pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
 /// How long the breaker stays open before one probe is let through.
 pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// How long a replica waits for another replica's refresh of the same token.
+pub const DEFAULT_CROSS_REPLICA_WAIT: Duration = Duration::from_secs(5);
+/// Poll interval while waiting for another replica's result.
+const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
+/// Lifetime of the cross-replica "refresh in progress" mark.
+const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
 /// Most refresh results and cooldowns remembered at once.
 pub(crate) const MAX_TRACKED_REFRESHES: u64 = 100_000;
 
@@ -82,9 +93,10 @@ impl RefreshFailure {
     fn of(e: &super::Error) -> Self {
         match e {
             super::Error::Oidc(o) if o.is_transient() => Self::Transient,
-            super::Error::Oidc(oidc::Error::OAuth { kind: OAuthErrorKind::InvalidGrant, .. }) => {
-                Self::Rejected
-            }
+            super::Error::Oidc(oidc::Error::OAuth {
+                kind: OAuthErrorKind::InvalidGrant,
+                ..
+            }) => Self::Rejected,
             super::Error::Oidc(oidc::Error::ProviderInvalid(_)) => Self::Transient,
             _ => Self::Rejected,
         }
@@ -105,10 +117,11 @@ pub(crate) struct Refresher {
     breaker_failures: AtomicU32,
     breaker_opened_ms: AtomicU64,
     grants: AtomicU64,
+    caches: Caches,
 }
 
 impl Refresher {
-    pub(crate) fn new(settings: RefreshSettings, clock: SharedClock) -> Self {
+    pub(crate) fn new(settings: RefreshSettings, clock: SharedClock, caches: Caches) -> Self {
         let results = moka::future::Cache::builder()
             .max_capacity(MAX_TRACKED_REFRESHES)
             .time_to_live(settings.result_ttl)
@@ -126,6 +139,7 @@ impl Refresher {
             breaker_failures: AtomicU32::new(0),
             breaker_opened_ms: AtomicU64::new(0),
             grants: AtomicU64::new(0),
+            caches,
         }
     }
 
@@ -141,7 +155,10 @@ impl Refresher {
 
     /// True when the refresh token is older than the configured limit.
     pub(crate) fn refresh_token_too_old(&self, session: &Session, now: u64) -> bool {
-        match (self.settings.max_refresh_token_age, session.refresh_token_issued_at) {
+        match (
+            self.settings.max_refresh_token_age,
+            session.refresh_token_issued_at,
+        ) {
             (Some(max), Some(issued)) => now.saturating_sub(issued) > max.as_secs(),
             _ => false,
         }
@@ -149,7 +166,11 @@ impl Refresher {
 
     /// Runs `grant` at most once for `refresh_token` across concurrent callers,
     /// and reuses a recent success.
-    pub(crate) async fn refresh<F>(&self, refresh_token: &str, grant: F) -> Result<Arc<Session>, RefreshFailure>
+    pub(crate) async fn refresh<F>(
+        &self,
+        refresh_token: &str,
+        grant: F,
+    ) -> Result<Arc<Session>, RefreshFailure>
     where
         F: std::future::Future<Output = Result<Session, super::Error>>,
     {
@@ -157,14 +178,25 @@ impl Refresher {
         if let Some(hit) = self.results.get(&key).await {
             return Ok(hit);
         }
+        if let Some(shared) = self.shared_result(&key, refresh_token).await {
+            self.results.insert(key, shared.clone()).await;
+            return Ok(shared);
+        }
         if self.cooldowns.contains_key(&key) || !self.breaker_allows() {
             return Err(RefreshFailure::Paused);
         }
         let result = self
             .results
             .try_get_with(key.clone(), async {
+                if !self.claim_flight(&key).await {
+                    // Another replica holds the grant: wait for its result.
+                    return self.await_other_replica(&key, refresh_token).await;
+                }
                 self.grants.fetch_add(1, Ordering::Relaxed);
                 let outcome = grant.await;
+                if let Ok(session) = &outcome {
+                    self.publish_result(&key, refresh_token, session).await;
+                }
                 match &outcome {
                     Ok(_) => self.breaker_success(),
                     Err(e) => match RefreshFailure::of(e) {
@@ -187,6 +219,66 @@ impl Refresher {
         })
     }
 
+    fn shared_key(key: &str, kind: &str) -> Option<CacheKey> {
+        CacheKey::new(format!("{kind}:{key}")).ok()
+    }
+
+    /// Marks this refresh as in progress across replicas; true when this
+    /// replica may send the grant (also when the cache cannot answer).
+    async fn claim_flight(&self, key: &str) -> bool {
+        let Some(k) = Self::shared_key(key, "lock") else {
+            return true;
+        };
+        self.caches
+            .set_if_absent(Namespace::RefreshResult, &k, &1u8, REFRESH_LOCK_TTL)
+            .await
+            .unwrap_or(true)
+    }
+
+    async fn await_other_replica(
+        &self,
+        key: &str,
+        rt: &str,
+    ) -> Result<Arc<Session>, RefreshFailure> {
+        let deadline = tokio::time::Instant::now() + DEFAULT_CROSS_REPLICA_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(CROSS_REPLICA_POLL).await;
+            if let Some(s) = self.shared_result(key, rt).await {
+                return Ok(s);
+            }
+        }
+        Err(RefreshFailure::Transient)
+    }
+
+    /// Stores a success for other replicas, sealed with a key derived from
+    /// the old refresh token: only a holder of that token can read it.
+    async fn publish_result(&self, key: &str, rt: &str, session: &Session) {
+        let Some(k) = Self::shared_key(key, "result") else {
+            return;
+        };
+        let Some(sealed) = seal_result(rt, session) else {
+            return;
+        };
+        if let Err(e) = self
+            .caches
+            .set(
+                Namespace::RefreshResult,
+                &k,
+                &sealed,
+                self.settings.result_ttl,
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "refresh result not shared");
+        }
+    }
+
+    async fn shared_result(&self, key: &str, rt: &str) -> Option<Arc<Session>> {
+        let k = Self::shared_key(key, "result")?;
+        let sealed: String = self.caches.get(Namespace::RefreshResult, &k).await.ok()??;
+        open_result(rt, &sealed).map(Arc::new)
+    }
+
     fn breaker_allows(&self) -> bool {
         if self.breaker_state.load(Ordering::Acquire) == CLOSED {
             return true;
@@ -198,7 +290,12 @@ impl Refresher {
         }
         // Half-open: one caller moves the open time forward and probes.
         self.breaker_opened_ms
-            .compare_exchange(opened, self.clock.now_ms(), Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                opened,
+                self.clock.now_ms(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_ok()
     }
 
@@ -212,10 +309,77 @@ impl Refresher {
     fn breaker_failure(&self) {
         let n = self.breaker_failures.fetch_add(1, Ordering::AcqRel) + 1;
         if n >= self.settings.breaker_threshold {
-            self.breaker_opened_ms.store(self.clock.now_ms(), Ordering::Release);
+            self.breaker_opened_ms
+                .store(self.clock.now_ms(), Ordering::Release);
             if self.breaker_state.swap(OPEN, Ordering::AcqRel) == CLOSED {
                 tracing::warn!(failures = n, "token endpoint breaker opened");
             }
         }
+    }
+}
+
+fn result_key(rt: &str) -> Option<LessSafeKey> {
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("oidcgate refresh result v1\n{rt}").as_bytes(),
+    );
+    UnboundKey::new(&AES_256_GCM, d.as_ref())
+        .ok()
+        .map(LessSafeKey::new)
+}
+
+fn seal_result(rt: &str, session: &Session) -> Option<String> {
+    let key = result_key(rt)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::fill(&mut nonce).ok()?;
+    let mut buf = serde_json::to_vec(session).ok()?;
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Some(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open_result(rt: &str, sealed: &str) -> Option<Session> {
+    let key = result_key(rt)?;
+    let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < NONCE_LEN {
+        return None;
+    }
+    let mut body = raw.split_off(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
+    let plain = key.open_in_place(nonce, Aad::empty(), &mut body).ok()?;
+    serde_json::from_slice(plain).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            sid: "s".into(),
+            created_at: 1,
+            identifier: "a@example.com".into(),
+            subject: "sub".into(),
+            idp_sid: None,
+            email: None,
+            groups: vec![],
+            roles: vec![],
+            id_token: Some("id".into()),
+            access_token: Some("at".into()),
+            refresh_token: Some("rt2".into()),
+            refresh_token_issued_at: Some(1),
+            expires_at: 100,
+        }
+    }
+
+    #[test]
+    fn shared_results_open_only_with_the_old_refresh_token() {
+        let sealed = seal_result("rt1", &session()).unwrap();
+        assert!(!sealed.contains("rt2") && !sealed.contains("a@example.com"));
+        assert_eq!(open_result("rt1", &sealed), Some(session()));
+        assert_eq!(open_result("other", &sealed), None);
+        assert_eq!(open_result("rt1", "garbage"), None);
     }
 }

@@ -1,0 +1,195 @@
+//! Two gate replicas sharing one real Redis (hybrid caches): a session made on
+//! one works on the other, a logout on one ends the session on the other, and
+//! a refresh on one is reused by the other without a second grant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oidcgate::clock::SystemClock;
+use oidcgate::config::Config;
+use testkit::redis::RedisServer;
+use testkit::upstream::EchoUpstream;
+use testkit::{IdpConfig, TestIdp};
+
+struct Replica {
+    base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn replica(idp: &TestIdp, upstream: &EchoUpstream, redis: &RedisServer) -> Replica {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let yaml = format!(
+        "providerURL: {}\nclientID: {}\nclientSecret: {}\n\
+         sessionEncryptionKey: replica-shared-key-0123456789abcdef0123\n\
+         listen: 127.0.0.1:{port}\nupstream: {}\nrefreshGracePeriodSeconds: 60\n\
+         redis:\n  enabled: true\n  address: {}\n  cacheMode: hybrid\n",
+        idp.issuer(),
+        idp.client_id(),
+        idp.client_secret(),
+        upstream.url(),
+        redis.address(),
+    );
+    let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
+    let gate = oidcgate::build(&cfg, Arc::new(SystemClock)).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(oidcgate::run(gate, cfg.app.clone(), listener, async {
+        let _ = rx.await;
+    }));
+    Replica {
+        base: format!("http://127.0.0.1:{port}"),
+        _stop: tx,
+    }
+}
+
+/// A cookie jar of the gate's cookies only (the provider shares the host).
+#[derive(Clone, Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn absorb(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if !name.starts_with("_oidcgate_") {
+                continue;
+            }
+            if attrs.contains("Max-Age=0") {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get(c: &reqwest::Client, url: &str, jar: &mut Jar) -> reqwest::Response {
+    let r = c
+        .get(url)
+        .header("accept", "text/html")
+        .header("cookie", jar.header())
+        .send()
+        .await
+        .unwrap();
+    jar.absorb(&r);
+    r
+}
+
+/// Logs in on `r` and stops right after the callback set the session.
+async fn login(c: &reqwest::Client, r: &Replica) -> Jar {
+    let mut jar = Jar::default();
+    let start = get(c, &format!("{}/app", r.base), &mut jar).await;
+    assert_eq!(start.status(), 302);
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    let idp = c.get(&authorize).send().await.unwrap();
+    assert_eq!(idp.status(), 302);
+    let callback = idp.headers()["location"].to_str().unwrap().to_owned();
+    let back = get(c, &callback, &mut jar).await;
+    assert_eq!(back.status(), 302, "callback");
+    assert!(jar.0.contains_key("_oidcgate_s_0"));
+    jar
+}
+
+async fn user_seen(c: &reqwest::Client, r: &Replica, jar: &mut Jar) -> Option<String> {
+    let resp = get(c, &format!("{}/app", r.base), jar).await;
+    if resp.status() != 200 {
+        return None;
+    }
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["headers"]["x-forwarded-user"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_one_replica_works_on_the_other_and_logout_reaches_both() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica(&idp, &up, &redis).await;
+    let b = replica(&idp, &up, &redis).await;
+    let c = client();
+
+    let jar = login(&c, &a).await;
+    assert_eq!(
+        user_seen(&c, &b, &mut jar.clone()).await.as_deref(),
+        Some("demo@example.com")
+    );
+
+    // Logout on B; the copy of the cookie kept by the client must stop
+    // working on A promptly.
+    let kept = jar.clone();
+    let out = get(
+        &c,
+        &format!("{}/oauth2/callback/logout", b.base),
+        &mut jar.clone(),
+    )
+    .await;
+    assert_eq!(out.status(), 302);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    loop {
+        if user_seen(&c, &a, &mut kept.clone()).await.is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "logout on B not enforced on A"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_on_one_replica_is_reused_by_the_other() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    // Access tokens shorter than the refresh grace: every session is due.
+    let idp = TestIdp::start(IdpConfig {
+        access_token_ttl: Duration::from_secs(30),
+        id_token_ttl: Duration::from_secs(30),
+        rotate_refresh_tokens: true,
+        ..IdpConfig::default()
+    })
+    .await;
+    let up = EchoUpstream::start().await;
+    let a = replica(&idp, &up, &redis).await;
+    let b = replica(&idp, &up, &redis).await;
+    let c = client();
+
+    let old = login(&c, &a).await;
+    let before = idp.counters().refresh_grants;
+    assert!(
+        user_seen(&c, &a, &mut old.clone()).await.is_some(),
+        "refresh on A"
+    );
+    assert_eq!(idp.counters().refresh_grants, before + 1);
+    // B sees the same old cookie: it must reuse A's result, not present the
+    // rotated refresh token (which the provider would refuse).
+    let mut on_b = old.clone();
+    assert_eq!(
+        user_seen(&c, &b, &mut on_b).await.as_deref(),
+        Some("demo@example.com")
+    );
+    assert_eq!(
+        idp.counters().refresh_grants,
+        before + 1,
+        "B sent a second grant"
+    );
+    assert_eq!(idp.counters().failed_grants, 0);
+}
