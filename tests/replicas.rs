@@ -2,6 +2,12 @@
 //! one works on the other, a logout on one ends the session on the other, and
 //! a refresh on one is reused by the other without a second grant.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failed unwrap is a failed test"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

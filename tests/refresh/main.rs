@@ -1,0 +1,1 @@
+//! Token refresh under stampedes, rotation and outages (placeholder).
