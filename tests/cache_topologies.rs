@@ -169,8 +169,8 @@ async fn sentinel_master_is_found_and_followed_after_failover() {
         Some(true)
     );
     let old_master = set.master().port();
-    // Let the replica catch up, then kill the master.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Redis replication is asynchronous: wait until the replica has the write.
+    assert_eq!(set.master().command("WAIT 1 2000").unwrap(), ":1");
     set.master().stop();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -6,6 +6,7 @@
 //   GET  /interaction/:uid        a plain HTML login form (username + password)
 //   POST /interaction/:uid/login  checks the test account and finishes the login
 //   GET  /__test/counters         JSON counters of provider events
+//   GET  /__test/grants           token-endpoint grants per client and grant type
 //
 // Consent is never asked: the grant loader creates or extends the grant for
 // the requested scopes. RP-initiated logout auto-submits its confirmation form
@@ -35,6 +36,9 @@ const accessTokenTTL = Number(env('IDP_ACCESS_TOKEN_TTL', '300'));
 const idTokenTTL = Number(env('IDP_ID_TOKEN_TTL', '3600'));
 const apiAudience = env('IDP_API_AUDIENCE', 'urn:oidcgate:e2e-api');
 const userTokenFormat = env('IDP_USER_ACCESS_TOKEN_FORMAT', 'opaque'); // or "jwt"
+// The refresh client's tokens live this long, so its sessions expire quickly.
+const refreshClientTTL = Number(env('IDP_REFRESH_ACCESS_TOKEN_TTL', '5'));
+const refreshClientId = env('IDP_REFRESH_CLIENT_ID', 'oidcgate-refresh');
 
 const ACCOUNTS = {
   alice: {
@@ -63,6 +67,21 @@ const counters = {
   'server_error': 0,
 };
 const lastErrors = [];
+// Token-endpoint outcomes: grants[clientId][grant_type] = { success, error, reuse }.
+const grants = {};
+function noteGrant(ctx, outcome, err) {
+  const client = ctx.oidc?.client?.clientId || ctx.oidc?.params?.client_id || '-';
+  const type = ctx.oidc?.params?.grant_type || '-';
+  grants[client] ||= {};
+  const g = (grants[client][type] ||= { success: 0, error: 0, reuse: 0, errors: [] });
+  g[outcome] += 1;
+  if (err) {
+    const description = String(err?.error_description || err?.message || '');
+    if (/already used|reuse/i.test(description)) g.reuse += 1;
+    g.errors.push(`${err?.error || err?.name}: ${description}`.slice(0, 200));
+    if (g.errors.length > 10) g.errors.shift();
+  }
+}
 function noteError(kind, err) {
   lastErrors.push({ kind, error: err?.error || err?.name, description: err?.error_description || err?.message });
   if (lastErrors.length > 20) lastErrors.shift();
@@ -80,6 +99,17 @@ const gateClient = {
   redirect_uris: list('IDP_GATE_REDIRECT_URIS'),
   post_logout_redirect_uris: list('IDP_GATE_POST_LOGOUT_URIS'),
 };
+// A second gate registration whose access and ID tokens expire after
+// IDP_REFRESH_ACCESS_TOKEN_TTL seconds (the refresh scenario).
+const refreshClient = process.env.IDP_REFRESH_CLIENT_SECRET ? {
+  client_id: refreshClientId,
+  client_secret: env('IDP_REFRESH_CLIENT_SECRET'),
+  token_endpoint_auth_method: env('IDP_GATE_AUTH_METHOD', 'client_secret_post'),
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: list('IDP_REFRESH_REDIRECT_URIS'),
+  post_logout_redirect_uris: [],
+} : null;
 if (process.env.IDP_GATE_BACKCHANNEL_URI) {
   gateClient.backchannel_logout_uri = process.env.IDP_GATE_BACKCHANNEL_URI;
   gateClient.backchannel_logout_session_required = true;
@@ -87,6 +117,7 @@ if (process.env.IDP_GATE_BACKCHANNEL_URI) {
 
 const clients = [
   gateClient,
+  ...(refreshClient ? [refreshClient] : []),
   {
     // The suite's own relying party, used to check the provider by itself.
     client_id: 'e2e-rp',
@@ -171,9 +202,10 @@ const configuration = {
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: () => true,
   ttl: {
-    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || accessTokenTTL,
+    AccessToken: (ctx, token, client) => (client?.clientId === refreshClientId ? refreshClientTTL
+      : token.resourceServer?.accessTokenTTL || accessTokenTTL),
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || accessTokenTTL,
-    IdToken: () => idTokenTTL,
+    IdToken: (ctx, token, client) => (client?.clientId === refreshClientId ? refreshClientTTL : idTokenTTL),
     AuthorizationCode: () => 60,
     Interaction: () => 600,
     Session: () => 3600,
@@ -232,6 +264,8 @@ const configuration = {
 const provider = new Provider(issuer, configuration);
 provider.proxy = false;
 
+provider.on('grant.success', (ctx) => noteGrant(ctx, 'success'));
+provider.on('grant.error', (ctx, err) => noteGrant(ctx, 'error', err));
 for (const ev of ['grant.success', 'authorization.success', 'end_session.success', 'grant.revoked']) {
   provider.on(ev, () => { counters[ev] += 1; });
 }
@@ -315,6 +349,9 @@ const server = http.createServer(async (req, res) => {
     if (parts[1] === 'interaction' && parts[2]) return await interaction(req, res, parts);
     if (url.pathname === '/__test/counters' && req.method === 'GET') {
       return send(res, 200, 'application/json', JSON.stringify({ counters, lastErrors }));
+    }
+    if (url.pathname === '/__test/grants' && req.method === 'GET') {
+      return send(res, 200, 'application/json', JSON.stringify(grants));
     }
     return handleProvider(req, res);
   } catch (err) {

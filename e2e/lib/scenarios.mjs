@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {
-  CookieJar, NAV_HEADERS, XHR_HEADERS, navigate, request, parseForm, submitForm, echoOf, getJSON, renderTrace,
+  CookieJar, NAV_HEADERS, XHR_HEADERS, navigate, request, parseForm, submitForm, echoOf, getJSON, renderTrace, summarize,
 } from './http.mjs';
 
 const cfg = JSON.parse(fs.readFileSync(process.env.E2E_CONFIG, 'utf8'));
@@ -405,6 +405,53 @@ async function logout(t, door, state, discovery) {
   return { detail: 'cookies cleared, end_session with id_token_hint, IdP form again, re-login ok' };
 }
 
+// Default: one session behind Traefik whose tokens have expired (the gate's
+// own client at the IdP issues tokens living rb.ttl seconds, rotates refresh
+// tokens and revokes the whole grant when a rotated one is presented again).
+// rb.requests concurrent requests with that one cookie must all reach the
+// upstream as alice, every answer must carry the refreshed cookie, and the
+// IdP's grant log must show exactly one refresh_token grant and no refused one.
+async function refreshBurst(t, rb) {
+  const door = { name: rb.door, origin: rb.origin };
+  const jar = new CookieJar();
+  await loginThrough(t, door, jar, '/app/refresh-burst');
+  const loginAt = Date.now();
+  const grants = async () => {
+    const log = (await getJSON(`${cfg.idp}/__test/grants`)).json;
+    return log?.[rb.clientId]?.refresh_token || { success: 0, error: 0, reuse: 0, errors: [] };
+  };
+  const g0 = await grants();
+
+  // Bounded wait until the access token has certainly expired.
+  const waitMs = loginAt + (rb.ttl + 1) * 1000 - Date.now();
+  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+
+  const jars = Array.from({ length: rb.requests }, () => jar.clone());
+  const answers = await Promise.all(jars.map((j, i) => request(`${door.origin}/app/burst/${i}`, { jar: j, headers: XHR_HEADERS, timeoutMs: 30000 })));
+  const g1 = await grants();
+  const record = (r) => t.trace.push({ req: { method: 'GET', url: r.url, headers: r.requestHeaders }, res: summarize(r) });
+  const statuses = {};
+  for (const r of answers) statuses[r.status] = (statuses[r.status] || 0) + 1;
+  const histogram = Object.entries(statuses).map(([k, v]) => `${v}x ${k}`).join(', ');
+  const bad = answers.filter((r) => hdr(echoOf(r), 'x-forwarded-user')[0] !== cfg.account.email);
+  bad.slice(0, 3).forEach(record);
+  const log = `IdP grant log for ${rb.clientId}: ${g1.success - g0.success} refresh_token grant(s), ${g1.error - g0.error} refused (${g1.reuse - g0.reuse} reuse)${g1.errors.length ? `; last: ${g1.errors.at(-1)}` : ''}`;
+  ensure(!statuses[401], `${statuses[401]} of ${rb.requests} answered 401 (${histogram}); ${log}`, t.trace);
+  ensure(!bad.length, `${bad.length} of ${rb.requests} did not reach the upstream as alice (${histogram}); ${log}`, t.trace);
+  ensure(g1.success - g0.success === 1 && g1.error === g0.error, log, t.trace);
+  const without = answers.filter((r) => !r.setCookies.some((c) => /^_oidcgate_s_0=[^;]/.test(c)));
+  without.slice(0, 3).forEach(record);
+  ensure(!without.length, `${without.length} of ${rb.requests} answers lack the refreshed session cookie`, t.trace);
+
+  // The refreshed cookie is enough for the next request: no further grant.
+  const again = await request(`${door.origin}/app/after-burst`, { jar: jars[rb.requests - 1], headers: XHR_HEADERS });
+  const g2 = await grants();
+  if (!echoOf(again)) record(again);
+  ensure(hdr(echoOf(again), 'x-forwarded-user')[0] === cfg.account.email, `request with the refreshed cookie answered ${again.status}`, t.trace);
+  ensure(g2.success === g1.success && g2.error === g1.error, 'the refreshed cookie needed another grant', t.trace);
+  return { detail: `${rb.requests} concurrent requests after expiry: ${histogram} as alice; ${log}` };
+}
+
 // Opt-in (E2E_REFRESH=1): the ID and access tokens have expired; three
 // concurrent requests with the same cookies must all pass as alice, the gate
 // must refresh without presenting a rotated refresh token twice (the IdP
@@ -464,6 +511,13 @@ async function main() {
     await scenario('gate', 'spoof', door.name, (t) => spoof(t, door, state));
     await scenario('gate', 'logout', door.name, (t) => logout(t, door, state, discovery));
     states[door.name] = state;
+  }
+
+  const rb = cfg.refreshBurst;
+  if (rb) {
+    const gate = cfg.gates[rb.gate];
+    if (gate !== 'ok' || !discovery?.issuer) skip('gate', 'refresh-50', rb.door, gate !== 'ok' ? `gateway not available: ${gate}` : 'IdP not available');
+    else await scenario('gate', 'refresh-50', rb.door, (t) => refreshBurst(t, rb));
   }
 
   if (cfg.refresh) {

@@ -233,6 +233,7 @@ impl fmt::Display for Namespace {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

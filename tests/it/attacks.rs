@@ -64,23 +64,44 @@ async fn callback_state_checks() {
         let state = q["state"].clone();
 
         let bad_state = b
-            .get(&with_query(&cb, &[("code", &code), ("state", "forged-state-value")]))
+            .get(&with_query(
+                &cb,
+                &[("code", &code), ("state", "forged-state-value")],
+            ))
             .await;
-        assert_eq!(bad_state.status, StatusCode::BAD_REQUEST, "{door:?} bad state");
+        assert_eq!(
+            bad_state.status,
+            StatusCode::BAD_REQUEST,
+            "{door:?} bad state"
+        );
         let no_state = b.get(&with_query(&cb, &[("code", &code)])).await;
-        assert_eq!(no_state.status, StatusCode::BAD_REQUEST, "{door:?} missing state");
+        assert_eq!(
+            no_state.status,
+            StatusCode::BAD_REQUEST,
+            "{door:?} missing state"
+        );
 
         // Right code and state, but from a browser without the login cookie
         // (login CSRF: an attacker's callback URL in the victim's browser).
         let mut victim = h.browser();
         let csrf = victim.get(&cb).await;
-        assert_eq!(csrf.status, StatusCode::BAD_REQUEST, "{door:?} no login cookie");
+        assert_eq!(
+            csrf.status,
+            StatusCode::BAD_REQUEST,
+            "{door:?} no login cookie"
+        );
         assert!(csrf.set_cookie(SESSION_COOKIE).is_none());
         assert_not_logged_in(&mut victim, door).await;
 
         // None of that spent the code: the real browser still completes.
-        assert_eq!(h.idp.counters().code_grants, 0, "{door:?}: refused before the token endpoint");
-        let ok = b.get(&with_query(&cb, &[("code", &code), ("state", &state)])).await;
+        assert_eq!(
+            h.idp.counters().code_grants,
+            0,
+            "{door:?}: refused before the token endpoint"
+        );
+        let ok = b
+            .get(&with_query(&cb, &[("code", &code), ("state", &state)]))
+            .await;
         assert_eq!(ok.status, StatusCode::FOUND, "{door:?}: {ok:?}");
         assert!(ok.set_cookie(SESSION_COOKIE).is_some());
     }
@@ -105,11 +126,18 @@ async fn replayed_code_is_refused() {
         let mut thief = h.browser();
         thief.jar = jar_before;
         let replay = thief.get(&cb).await;
-        assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{door:?}: {replay:?}");
+        assert_eq!(
+            replay.status,
+            StatusCode::BAD_REQUEST,
+            "{door:?}: {replay:?}"
+        );
         assert!(replay.set_cookie(SESSION_COOKIE).is_none());
         let c = h.idp.counters();
         assert_eq!(c.code_grants, 2, "{door:?}");
-        assert_eq!(c.failed_grants, 1, "{door:?}: the provider refused the replay");
+        assert_eq!(
+            c.failed_grants, 1,
+            "{door:?}: the provider refused the replay"
+        );
         assert_not_logged_in(&mut thief, door).await;
     }
 }
@@ -142,7 +170,9 @@ async fn bad_id_tokens_are_refused_at_callback() {
         ("wrong issuer", |idp| {
             idp.set_id_token_overrides(json!({ "iss": "https://evil.example" }));
         }),
-        ("unpublished key", |idp| idp.set_id_token_key(KeyChoice::Unpublished)),
+        ("unpublished key", |idp| {
+            idp.set_id_token_key(KeyChoice::Unpublished)
+        }),
         ("alg none", |idp| idp.set_id_token_key(KeyChoice::None)),
         ("HS256 with the public key as secret", |idp| {
             let der = idp.current_public_key_der();
@@ -158,9 +188,16 @@ async fn bad_id_tokens_are_refused_at_callback() {
             let mut b = h.browser();
             let cb = until_callback(&mut b, door, "/").await;
             let resp = b.get(&cb).await;
-            assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{door:?} {name}: {resp:?}");
+            assert_eq!(
+                resp.status,
+                StatusCode::UNAUTHORIZED,
+                "{door:?} {name}: {resp:?}"
+            );
             assert!(resp.location().is_none(), "{name}");
-            assert!(resp.set_cookie(SESSION_COOKIE).is_none(), "{name}: no session");
+            assert!(
+                resp.set_cookie(SESSION_COOKIE).is_none(),
+                "{name}: no session"
+            );
             assert_not_logged_in(&mut b, door).await;
         }
         // The same provider without tampering logs in fine.
@@ -181,7 +218,8 @@ async fn tampered_session_cookie_is_no_session() {
             let mut bytes = value.clone().into_bytes();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
             let mut b = good.via(&h.gate);
-            b.jar.insert(SESSION_COOKIE.into(), String::from_utf8(bytes).unwrap());
+            b.jar
+                .insert(SESSION_COOKIE.into(), String::from_utf8(bytes).unwrap());
             b.jar.remove(LOGIN_COOKIE);
             let nav = b.get_app("/private").await;
             let want = if door == Door::AuthRequest {
@@ -225,7 +263,10 @@ const EVIL_RD: &[&str] = &[
 fn assert_not_offsite(resp: &Resp, what: &str) {
     if let Some(loc) = resp.location() {
         assert_ne!(loc.host_str(), Some("evil.com"), "{what}: {loc}");
-        assert!(!resp.raw_location().unwrap().contains("evil.com"), "{what}: {loc}");
+        assert!(
+            !resp.raw_location().unwrap().contains("evil.com"),
+            "{what}: {loc}"
+        );
     }
 }
 
@@ -237,12 +278,24 @@ async fn open_redirects_in_rd_are_refused() {
         for rd in EVIL_RD {
             let encoded: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
             let resp = b.get_app(&format!("/oauth2/start?rd={encoded}")).await;
-            assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{door:?} rd={rd:?}: {resp:?}");
+            assert_eq!(
+                resp.status,
+                StatusCode::BAD_REQUEST,
+                "{door:?} rd={rd:?}: {resp:?}"
+            );
             assert!(resp.location().is_none(), "{rd}");
-            assert!(resp.set_cookie(LOGIN_COOKIE).is_none(), "{rd}: no login started");
+            assert!(
+                resp.set_cookie(LOGIN_COOKIE).is_none(),
+                "{rd}: no login started"
+            );
         }
         // Raw (not form-encoded) query forms of the same ideas.
-        for q in ["rd=//evil.com", "rd=/%09/evil.com", "rd=/%5Cevil.com", "rd=%2F%2Fevil.com"] {
+        for q in [
+            "rd=//evil.com",
+            "rd=/%09/evil.com",
+            "rd=/%5Cevil.com",
+            "rd=%2F%2Fevil.com",
+        ] {
             let resp = b.get_app(&format!("/oauth2/start?{q}")).await;
             assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{door:?} {q}");
         }
@@ -261,7 +314,12 @@ async fn open_redirects_in_rd_are_refused() {
 async fn return_path_after_callback_stays_on_site() {
     // Protected URLs whose return address could be mistaken for another
     // host if used verbatim.
-    let paths = ["//evil.com/x", "/%2F%2Fevil.com", "/.//evil.com", "///evil.com?a=b"];
+    let paths = [
+        "//evil.com/x",
+        "/%2F%2Fevil.com",
+        "/.//evil.com",
+        "///evil.com?a=b",
+    ];
     for door in [Door::Proxy, Door::ForwardAuth] {
         let h = Harness::start(door, "").await;
         for path in paths {
@@ -270,22 +328,35 @@ async fn return_path_after_callback_stays_on_site() {
                 Door::ForwardAuth => {
                     forward_auth_raw(&h.gate, "GET", path, &[("accept", "text/html")]).await
                 }
-                _ => raw_tcp(&h.gate, &format!("GET {path} HTTP/1.1"), &[("accept", "text/html")])
-                    .await
-                    .into_resp(&b.app_url("/")),
+                _ => raw_tcp(
+                    &h.gate,
+                    &format!("GET {path} HTTP/1.1"),
+                    &[("accept", "text/html")],
+                )
+                .await
+                .into_resp(&b.app_url("/")),
             };
             b.absorb(&first);
-            assert_eq!(first.status, StatusCode::FOUND, "{door:?} {path}: {first:?}");
+            assert_eq!(
+                first.status,
+                StatusCode::FOUND,
+                "{door:?} {path}: {first:?}"
+            );
             let idp = b.get(&first.location().unwrap()).await;
             let cb = b.get(&idp.location().unwrap()).await;
             assert_eq!(cb.status, StatusCode::FOUND, "{door:?} {path}: {cb:?}");
             let raw_loc = cb.raw_location().unwrap();
+            let loc = cb.location().unwrap();
+            assert_eq!(
+                loc.origin(),
+                b.app_url("/").origin(),
+                "{door:?} {path}: {raw_loc}"
+            );
             assert!(
-                raw_loc.starts_with('/') && !raw_loc.starts_with("//"),
+                raw_loc.starts_with(&format!("{}/", h.app_origin()))
+                    && !loc.path().starts_with("//"),
                 "{door:?} {path}: return address {raw_loc:?}"
             );
-            let loc = cb.location().unwrap();
-            assert_eq!(loc.origin(), b.app_url("/").origin(), "{door:?} {path}");
         }
         // A backslash in the target is refused outright.
         let b = h.browser();
@@ -293,9 +364,13 @@ async fn return_path_after_callback_stays_on_site() {
             Door::ForwardAuth => {
                 forward_auth_raw(&h.gate, "GET", "/%5Cevil.com", &[("accept", "text/html")]).await
             }
-            _ => raw_tcp(&h.gate, "GET /%5Cevil.com HTTP/1.1", &[("accept", "text/html")])
-                .await
-                .into_resp(&b.app_url("/")),
+            _ => raw_tcp(
+                &h.gate,
+                "GET /%5Cevil.com HTTP/1.1",
+                &[("accept", "text/html")],
+            )
+            .await
+            .into_resp(&b.app_url("/")),
         };
         assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{door:?}");
     }
@@ -322,7 +397,11 @@ async fn client_identity_headers_never_reach_upstream() {
         let resp = b.request(Method::GET, &url, &headers, None).await;
         assert_eq!(resp.status, door.allowed_status(), "{door:?}: {resp:?}");
         let id = resp.identity(door);
-        assert_eq!(id.get("x-forwarded-user").map(String::as_str), Some(USER_EMAIL), "{door:?}");
+        assert_eq!(
+            id.get("x-forwarded-user").map(String::as_str),
+            Some(USER_EMAIL),
+            "{door:?}"
+        );
         assert_eq!(id.get("x-user-groups").map(String::as_str), Some("staff"));
         for (k, v) in &id {
             assert!(
@@ -331,7 +410,11 @@ async fn client_identity_headers_never_reach_upstream() {
             );
         }
         if door == Door::Proxy {
-            for name in ["x-forwarded-email", "x-forwarded-groups", "x-auth-request-access-token"] {
+            for name in [
+                "x-forwarded-email",
+                "x-forwarded-groups",
+                "x-auth-request-access-token",
+            ] {
                 assert!(!id.contains_key(name), "{name} reached the upstream");
             }
         }
@@ -350,7 +433,11 @@ async fn underscore_identity_headers_are_refused() {
         let h = Harness::start(door, "excludedURLs: [/public]").await;
         let mut b = h.logged_in_browser().await;
         let before = h.upstream.request_count();
-        for name in ["X_Forwarded_User", "x_auth_request_email", "X-Forwarded_User"] {
+        for name in [
+            "X_Forwarded_User",
+            "x_auth_request_email",
+            "X-Forwarded_User",
+        ] {
             for path in ["/private", "/public/x"] {
                 let resp = b
                     .request(
@@ -360,10 +447,18 @@ async fn underscore_identity_headers_are_refused() {
                         None,
                     )
                     .await;
-                assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{door:?} {name} {path}");
+                assert_eq!(
+                    resp.status,
+                    StatusCode::BAD_REQUEST,
+                    "{door:?} {name} {path}"
+                );
             }
         }
-        assert_eq!(h.upstream.request_count(), before, "{door:?}: refused requests went upstream");
+        assert_eq!(
+            h.upstream.request_count(),
+            before,
+            "{door:?}: refused requests went upstream"
+        );
     }
 }
 
@@ -381,7 +476,10 @@ async fn forwarded_headers_from_untrusted_peers_are_ignored() {
     ];
     let trace = b.login(&h, "/").await;
     assert_eq!(trace.landed.status, StatusCode::OK);
-    assert!(h.redirect_uri().starts_with(&format!("http://{}", h.gate.addr())));
+    assert!(
+        h.redirect_uri()
+            .starts_with(&format!("http://{}", h.gate.addr()))
+    );
     let up = trace.landed.upstream_headers();
     assert_eq!(up["x-forwarded-host"], h.gate.addr().to_string());
     assert_eq!(up["x-forwarded-proto"], "http");
@@ -430,9 +528,13 @@ async fn traversal_out_of_excluded_prefix_needs_login() {
                 Door::ForwardAuth => {
                     forward_auth_raw(&h.gate, "GET", t, &[("accept", "text/html")]).await
                 }
-                _ => raw_tcp(&h.gate, &format!("GET {t} HTTP/1.1"), &[("accept", "text/html")])
-                    .await
-                    .into_resp(&b.app_url("/")),
+                _ => raw_tcp(
+                    &h.gate,
+                    &format!("GET {t} HTTP/1.1"),
+                    &[("accept", "text/html")],
+                )
+                .await
+                .into_resp(&b.app_url("/")),
             };
             assert_eq!(resp.status, StatusCode::FOUND, "{door:?} {t}: {resp:?}");
             check_authorize(&resp.location().unwrap(), &h.idp, &h.redirect_uri());
@@ -446,8 +548,15 @@ async fn traversal_out_of_excluded_prefix_needs_login() {
             /public#/../private as the excluded /public; see report"]
 async fn fragment_in_target_is_not_excluded() {
     let h = Harness::start(Door::ForwardAuth, "excludedURLs: [/public]").await;
-    let resp = forward_auth_raw(&h.gate, "GET", "/public#/../private", &[("accept", "text/html")]).await;
-    assert_eq!(resp.status, StatusCode::FOUND, "{resp:?}");
+    for target in ["/public#/../private", "/public#/%2e%2e/private"] {
+        let resp = forward_auth_raw(&h.gate, "GET", target, &[("accept", "text/html")]).await;
+        // Either judged as the private path it may become (login), or
+        // refused as a malformed target; never waved through as /public.
+        assert!(
+            matches!(resp.status, StatusCode::FOUND | StatusCode::BAD_REQUEST),
+            "{target}: {resp:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -456,9 +565,13 @@ async fn fragment_never_lets_a_private_path_through_the_proxy() {
     // in the request line does, the upstream never serves /private.
     let h = Harness::start(Door::Proxy, "excludedURLs: [/public]").await;
     let b = h.browser();
-    let resp = raw_tcp(&h.gate, "GET /public#/../private HTTP/1.1", &[("accept", "text/html")])
-        .await
-        .into_resp(&b.app_url("/"));
+    let resp = raw_tcp(
+        &h.gate,
+        "GET /public#/../private HTTP/1.1",
+        &[("accept", "text/html")],
+    )
+    .await
+    .into_resp(&b.app_url("/"));
     match resp.status {
         StatusCode::OK => assert_eq!(resp.json()["path"], "/public", "{resp:?}"),
         StatusCode::FOUND | StatusCode::BAD_REQUEST => {}
@@ -474,12 +587,25 @@ async fn callback_only_accepts_get() {
         let cb = until_callback(&mut b, door, "/").await;
         for method in [Method::POST, Method::PUT] {
             let resp = b
-                .request(method.clone(), &cb, &[("accept", "text/html")], Some(Vec::new()))
+                .request(
+                    method.clone(),
+                    &cb,
+                    &[("accept", "text/html")],
+                    Some(Vec::new()),
+                )
                 .await;
-            assert_eq!(resp.status, StatusCode::METHOD_NOT_ALLOWED, "{door:?} {method}");
+            assert_eq!(
+                resp.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{door:?} {method}"
+            );
             assert_eq!(resp.header("allow"), Some("GET"));
         }
-        assert_eq!(h.idp.counters().code_grants, 0, "{door:?}: code spent by a refused method");
+        assert_eq!(
+            h.idp.counters().code_grants,
+            0,
+            "{door:?}: code spent by a refused method"
+        );
     }
 }
 
@@ -523,7 +649,10 @@ impl RawResp {
 /// target) and reads the whole answer.
 async fn raw_tcp(gate: &GateServer, request_line: &str, headers: &[(&str, &str)]) -> RawResp {
     let mut s = tokio::net::TcpStream::connect(gate.addr()).await.unwrap();
-    let mut req = format!("{request_line}\r\nHost: {}\r\nConnection: close\r\n", gate.addr());
+    let mut req = format!(
+        "{request_line}\r\nHost: {}\r\nConnection: close\r\n",
+        gate.addr()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }

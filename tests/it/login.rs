@@ -9,9 +9,19 @@ use crate::support::*;
 /// Asserts the full identity header set of the default user.
 fn assert_full_identity(resp: &Resp, door: Door) {
     let id = resp.identity(door);
-    assert_eq!(id.get("x-forwarded-user").map(String::as_str), Some(USER_EMAIL), "{id:?}");
-    assert_eq!(id.get("x-auth-request-user").map(String::as_str), Some(USER_EMAIL));
-    assert_eq!(id.get("x-auth-request-email").map(String::as_str), Some(USER_EMAIL));
+    assert_eq!(
+        id.get("x-forwarded-user").map(String::as_str),
+        Some(USER_EMAIL),
+        "{id:?}"
+    );
+    assert_eq!(
+        id.get("x-auth-request-user").map(String::as_str),
+        Some(USER_EMAIL)
+    );
+    assert_eq!(
+        id.get("x-auth-request-email").map(String::as_str),
+        Some(USER_EMAIL)
+    );
     assert_eq!(id.get("x-user-groups").map(String::as_str), Some("staff"));
     assert_eq!(id.get("x-user-roles").map(String::as_str), Some("reader"));
 }
@@ -21,14 +31,42 @@ async fn login_through(door: Door) {
     let mut b = h.browser();
     let path = "/app/page?x=1&y=two";
     let trace = b.login(&h, path).await;
-    assert_eq!(trace.landed.status, door.allowed_status(), "{:?}", trace.landed);
+    assert_eq!(
+        trace.landed.status,
+        door.allowed_status(),
+        "{:?}",
+        trace.landed
+    );
     assert_full_identity(&trace.landed, door);
+    // No fixation: starting a login deletes any session the browser carries.
+    let cleared = trace
+        .start_cookies
+        .iter()
+        .find(|c| cookie_name(c) == SESSION_COOKIE)
+        .expect("login start clears the session cookie");
+    assert!(is_deletion(cleared), "{cleared}");
+    // The provider's answer carries `iss` (RFC 9207) back to the gate.
+    assert_eq!(query_map(&trace.callback).get("iss"), Some(&h.idp.issuer()));
+    assert_eq!(
+        trace.callback_resp.header("cache-control"),
+        Some("no-store")
+    );
+    let expected_first = if door == Door::AuthRequest {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FOUND
+    };
+    assert_eq!(trace.first.status, expected_first);
+    assert_eq!(trace.authorize.host_str(), Some("127.0.0.1"));
     if door == Door::Proxy {
         let echo = trace.landed.json();
         assert_eq!(echo["path"], "/app/page");
         assert_eq!(echo["query"], "x=1&y=two");
         // The finished login's loop counter is dropped on the first allowed request.
-        let cleared = trace.landed.set_cookie(LOGIN_COOKIE).expect("login cookie cleared");
+        let cleared = trace
+            .landed
+            .set_cookie(LOGIN_COOKIE)
+            .expect("login cookie cleared");
         assert!(is_deletion(&cleared));
     }
     let counters = h.idp.counters();
@@ -65,7 +103,9 @@ async fn force_https_makes_cookies_secure_and_redirect_uri_https() {
         let mut b = h.browser();
         let redirect_uri = h.redirect_uri().replacen("http://", "https://", 1);
         // login_with_redirect_uri asserts Secure on the login and session cookies.
-        let trace = b.login_with_redirect_uri(&h, "/secure", &redirect_uri).await;
+        let trace = b
+            .login_with_redirect_uri(&h, "/secure", &redirect_uri)
+            .await;
         assert_eq!(trace.landed.status, door.allowed_status(), "{door:?}");
     }
 }
@@ -90,8 +130,15 @@ async fn user_identifier_claim_sub() {
         let mut b = h.browser();
         let trace = b.login(&h, "/").await;
         let id = trace.landed.identity(door);
-        assert_eq!(id.get("x-forwarded-user").map(String::as_str), Some(USER_SUB), "{door:?}");
-        assert_eq!(id.get("x-auth-request-email").map(String::as_str), Some(USER_EMAIL));
+        assert_eq!(
+            id.get("x-forwarded-user").map(String::as_str),
+            Some(USER_SUB),
+            "{door:?}"
+        );
+        assert_eq!(
+            id.get("x-auth-request-email").map(String::as_str),
+            Some(USER_EMAIL)
+        );
     }
 }
 
@@ -107,8 +154,15 @@ async fn identifier_falls_back_to_sub_when_claim_missing() {
         let trace = b.login(&h, "/").await;
         assert_eq!(trace.landed.status, door.allowed_status());
         let id = trace.landed.identity(door);
-        assert_eq!(id.get("x-forwarded-user").map(String::as_str), Some("no-mail-user"), "{door:?}");
-        assert_ne!(id.get("x-auth-request-email").map(String::as_str), Some("unused@example.com"));
+        assert_eq!(
+            id.get("x-forwarded-user").map(String::as_str),
+            Some("no-mail-user"),
+            "{door:?}"
+        );
+        assert_ne!(
+            id.get("x-auth-request-email").map(String::as_str),
+            Some("unused@example.com")
+        );
     }
 }
 
@@ -125,8 +179,15 @@ async fn allowed_users_refuses_others_at_callback() {
         let hops = b.navigate(&start.location().unwrap()).await;
         let last = hops.last().unwrap();
         assert_eq!(last.status, StatusCode::FORBIDDEN, "{door:?}: {last:?}");
-        assert!(last.url.path().ends_with("/oauth2/callback"), "{}", last.url);
-        assert!(last.set_cookie(SESSION_COOKIE).is_none(), "no session for a refused user");
+        assert!(
+            last.url.path().ends_with("/oauth2/callback"),
+            "{}",
+            last.url
+        );
+        assert!(
+            last.set_cookie(SESSION_COOKIE).is_none(),
+            "no session for a refused user"
+        );
         assert!(b.jar.get(SESSION_COOKIE).is_none());
     }
 }
@@ -144,7 +205,11 @@ async fn logged_in_but_not_allowed_is_403_in_every_door() {
         let resp = b2.get_app("/private").await;
         assert_eq!(resp.status, StatusCode::FORBIDDEN, "{door:?}: {resp:?}");
         assert!(resp.location().is_none());
-        assert_eq!(h.upstream.request_count(), before, "upstream reached by a refused user");
+        assert_eq!(
+            h.upstream.request_count(),
+            before,
+            "upstream reached by a refused user"
+        );
         // The same session passes the permissive gate.
         let mut b1 = b.via(&h.gate);
         assert_eq!(b1.get_app("/private").await.status, door.allowed_status());
@@ -160,7 +225,8 @@ async fn allowed_user_domains() {
         let resp = b.via(&other).get_app("/").await;
         assert_eq!(resp.status, StatusCode::FORBIDDEN, "{door:?}");
         // A look-alike domain is not the allowed one.
-        h.idp.set_user(TestUser::new("u2", "eve@example.com.evil.org"));
+        h.idp
+            .set_user(TestUser::new("u2", "eve@example.com.evil.org"));
         let mut eve = h.browser();
         let first = eve.get_app("/").await;
         let start = match eve.next_hop(&first) {
@@ -168,7 +234,11 @@ async fn allowed_user_domains() {
             _ => first,
         };
         let hops = eve.navigate(&start.location().unwrap()).await;
-        assert_eq!(hops.last().unwrap().status, StatusCode::FORBIDDEN, "{door:?}");
+        assert_eq!(
+            hops.last().unwrap().status,
+            StatusCode::FORBIDDEN,
+            "{door:?}"
+        );
     }
 }
 
@@ -179,10 +249,20 @@ async fn minimal_headers_sends_only_forwarded_user() {
         let mut b = h.browser();
         let trace = b.login(&h, "/").await;
         let id = trace.landed.identity(door);
-        assert_eq!(id.get("x-forwarded-user").map(String::as_str), Some(USER_EMAIL), "{door:?}");
-        for name in SENT_IDENTITY_HEADERS.iter().filter(|n| **n != "x-forwarded-user") {
+        assert_eq!(
+            id.get("x-forwarded-user").map(String::as_str),
+            Some(USER_EMAIL),
+            "{door:?}"
+        );
+        for name in SENT_IDENTITY_HEADERS
+            .iter()
+            .filter(|n| **n != "x-forwarded-user")
+        {
             let v = id.get(*name).map(String::as_str).unwrap_or("");
-            assert_eq!(v, "", "{door:?}: {name} must not carry identity with minimalHeaders");
+            assert_eq!(
+                v, "",
+                "{door:?}: {name} must not carry identity with minimalHeaders"
+            );
         }
     }
 }
@@ -201,7 +281,11 @@ async fn oauth2_start_returns_to_rd() {
             .iter()
             .find(|r| r.url.path() == "/oauth2/callback")
             .expect("callback hop");
-        assert_eq!(cb.raw_location(), Some("/x?a=1"), "{door:?}");
+        assert_eq!(
+            cb.raw_location(),
+            Some(b.app_url("/x?a=1").as_str()),
+            "{door:?}"
+        );
         let last = hops.last().unwrap();
         assert_eq!(last.url.path(), "/x");
         assert_eq!(last.status, door.allowed_status(), "{door:?}: {last:?}");

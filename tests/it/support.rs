@@ -29,28 +29,28 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 /// Prefix of every cookie the gate sets.
-pub const GATE_COOKIE_PREFIX: &str = "_oidcgate_";
+pub(crate) const GATE_COOKIE_PREFIX: &str = "_oidcgate_";
 /// Name of the first session chunk.
-pub const SESSION_COOKIE: &str = "_oidcgate_s_0";
+pub(crate) const SESSION_COOKIE: &str = "_oidcgate_s_0";
 /// Name of the pending-login cookie.
-pub const LOGIN_COOKIE: &str = "_oidcgate_login";
+pub(crate) const LOGIN_COOKIE: &str = "_oidcgate_login";
 /// Host of the application in the forward-auth and auth_request doors.
-pub const APP_HOST: &str = "app.test";
+pub(crate) const APP_HOST: &str = "app.test";
 /// The test provider's default user.
-pub const USER_EMAIL: &str = "demo@example.com";
+pub(crate) const USER_EMAIL: &str = "demo@example.com";
 /// The test provider's default subject.
-pub const USER_SUB: &str = "demo-user-1";
+pub(crate) const USER_SUB: &str = "demo-user-1";
 /// Session key shared by every gate of a test (so sessions are portable
 /// between two gates with different policies).
-pub const SESSION_KEY: &str = "integration-test-key-0123456789abcdef-xyz";
+pub(crate) const SESSION_KEY: &str = "integration-test-key-0123456789abcdef-xyz";
 /// Upper bound on any single HTTP exchange in these tests.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Redirect hops a login may take before the browser gives up.
 const MAX_HOPS: usize = 12;
 
 /// How the browser reaches the protected application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Door {
+pub(crate) enum Door {
     /// The gate is a reverse proxy in front of the echo upstream.
     Proxy,
     /// Traefik ForwardAuth in front of `http://app.test`.
@@ -61,11 +61,11 @@ pub enum Door {
 
 impl Door {
     /// Every door.
-    pub const ALL: [Door; 3] = [Door::Proxy, Door::ForwardAuth, Door::AuthRequest];
+    pub(crate) const ALL: [Door; 3] = [Door::Proxy, Door::ForwardAuth, Door::AuthRequest];
 
     /// Status of an allowed request: the upstream's 200 (proxy), the
     /// forward-auth 200, or the auth_request 202.
-    pub fn allowed_status(self) -> StatusCode {
+    pub(crate) fn allowed_status(self) -> StatusCode {
         match self {
             Door::AuthRequest => StatusCode::ACCEPTED,
             _ => StatusCode::OK,
@@ -74,7 +74,7 @@ impl Door {
 }
 
 /// A gate serving on `127.0.0.1:PORT`; shut down when dropped.
-pub struct GateServer {
+pub(crate) struct GateServer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -82,10 +82,22 @@ pub struct GateServer {
 
 impl GateServer {
     /// Builds a gate from `yaml` and serves it on an ephemeral port.
-    pub async fn start(yaml: &str) -> GateServer {
+    pub(crate) async fn start(yaml: &str) -> GateServer {
+        if std::env::var_os("IT_LOG").is_some() {
+            // Debug aid: `IT_LOG=1 cargo test --test it -- NAME --nocapture`.
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("oidcgate=debug")
+                .with_test_writer()
+                .try_init();
+        }
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
         let gate = oidcgate::build_gate(&cfg, Arc::new(oidcgate::clock::SystemClock)).unwrap();
+        // Discover before serving, as a readiness probe would wait for: a
+        // request racing the background start-up discovery gets 503 (see
+        // `doors::request_during_startup_discovery_is_not_refused`). A dead
+        // provider simply stays undiscovered.
+        let _ = gate.warm_up().await;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
@@ -102,12 +114,12 @@ impl GateServer {
     }
 
     /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
@@ -126,20 +138,20 @@ impl Drop for GateServer {
 }
 
 /// Everything one test needs: provider, upstream, gate, door.
-pub struct Harness {
+pub(crate) struct Harness {
     /// The test OpenID Provider.
-    pub idp: TestIdp,
+    pub(crate) idp: TestIdp,
     /// The echo upstream (used by the proxy door).
-    pub upstream: EchoUpstream,
+    pub(crate) upstream: EchoUpstream,
     /// The gate under test.
-    pub gate: GateServer,
+    pub(crate) gate: GateServer,
     /// How browsers reach the application.
-    pub door: Door,
+    pub(crate) door: Door,
 }
 
 impl Harness {
     /// Starts provider, upstream and a gate for `door` with `extra` YAML lines.
-    pub async fn start(door: Door, extra: &str) -> Harness {
+    pub(crate) async fn start(door: Door, extra: &str) -> Harness {
         let idp = TestIdp::start(IdpConfig::default()).await;
         let upstream = EchoUpstream::start().await;
         let yaml = gate_yaml(&idp, door_upstream(door, &upstream).as_deref(), extra);
@@ -154,7 +166,7 @@ impl Harness {
 
     /// Another gate on the same provider, upstream and session key, with
     /// different `extra` YAML lines.
-    pub async fn second_gate(&self, extra: &str) -> GateServer {
+    pub(crate) async fn second_gate(&self, extra: &str) -> GateServer {
         let yaml = gate_yaml(
             &self.idp,
             door_upstream(self.door, &self.upstream).as_deref(),
@@ -164,22 +176,22 @@ impl Harness {
     }
 
     /// A browser with an empty cookie jar, using this harness's gate.
-    pub fn browser(&self) -> Browser {
+    pub(crate) fn browser(&self) -> Browser {
         Browser::new(self.door, &self.gate, &self.idp)
     }
 
     /// The application's origin as the browser sees it.
-    pub fn app_origin(&self) -> String {
+    pub(crate) fn app_origin(&self) -> String {
         app_origin(self.door, &self.gate)
     }
 
     /// The redirect URI the gate must register for plain-http requests.
-    pub fn redirect_uri(&self) -> String {
+    pub(crate) fn redirect_uri(&self) -> String {
         format!("{}/oauth2/callback", self.app_origin())
     }
 
     /// A browser that has completed a login (landing on `/`).
-    pub async fn logged_in_browser(&self) -> Browser {
+    pub(crate) async fn logged_in_browser(&self) -> Browser {
         let mut b = self.browser();
         let trace = b.login(self, "/").await;
         assert_eq!(trace.landed.status, self.door.allowed_status());
@@ -192,7 +204,7 @@ fn door_upstream(door: Door, upstream: &EchoUpstream) -> Option<String> {
 }
 
 /// The YAML of a gate in front of `idp`.
-pub fn gate_yaml(idp: &TestIdp, upstream: Option<&str>, extra: &str) -> String {
+pub(crate) fn gate_yaml(idp: &TestIdp, upstream: Option<&str>, extra: &str) -> String {
     let mut yaml = format!(
         "providerURL: {issuer}\nclientID: {id}\nclientSecret: {secret}\n\
          sessionEncryptionKey: {SESSION_KEY}\nlogLevel: error\n",
@@ -219,35 +231,35 @@ fn app_origin(door: Door, gate: &GateServer) -> String {
 
 /// One HTTP response as the browser saw it.
 #[derive(Debug, Clone)]
-pub struct Resp {
+pub(crate) struct Resp {
     /// The URL the browser asked for.
-    pub url: Url,
+    pub(crate) url: Url,
     /// Status code.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Response headers.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Body text.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 impl Resp {
     /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The `Location` header, resolved against the request URL.
-    pub fn location(&self) -> Option<Url> {
+    pub(crate) fn location(&self) -> Option<Url> {
         self.header("location").map(|l| self.url.join(l).unwrap())
     }
 
     /// The raw `Location` header.
-    pub fn raw_location(&self) -> Option<&str> {
+    pub(crate) fn raw_location(&self) -> Option<&str> {
         self.header("location")
     }
 
     /// Every `Set-Cookie` line.
-    pub fn set_cookies(&self) -> Vec<String> {
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -256,7 +268,7 @@ impl Resp {
     }
 
     /// The `Set-Cookie` line for cookie `name` (the last one wins).
-    pub fn set_cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn set_cookie(&self, name: &str) -> Option<String> {
         self.set_cookies()
             .into_iter()
             .rev()
@@ -264,13 +276,13 @@ impl Resp {
     }
 
     /// The body as JSON.
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 
     /// Headers the echo upstream received (proxy door), lower-case names.
-    pub fn upstream_headers(&self) -> BTreeMap<String, String> {
+    pub(crate) fn upstream_headers(&self) -> BTreeMap<String, String> {
         let v = self.json();
         v["headers"]
             .as_object()
@@ -283,7 +295,7 @@ impl Resp {
     /// The identity headers an allowed request carries onward: what the
     /// upstream received (proxy) or what the 2xx answer tells the proxy to
     /// copy (forward-auth, auth_request).
-    pub fn identity(&self, door: Door) -> BTreeMap<String, String> {
+    pub(crate) fn identity(&self, door: Door) -> BTreeMap<String, String> {
         match door {
             Door::Proxy => self.upstream_headers(),
             Door::ForwardAuth | Door::AuthRequest => self
@@ -295,13 +307,13 @@ impl Resp {
     }
 
     /// True for 301/302/303/307/308.
-    pub fn is_redirect(&self) -> bool {
+    pub(crate) fn is_redirect(&self) -> bool {
         self.status.is_redirection()
     }
 }
 
 /// The name in a `Set-Cookie` line.
-pub fn cookie_name(set_cookie: &str) -> &str {
+pub(crate) fn cookie_name(set_cookie: &str) -> &str {
     set_cookie
         .split(';')
         .next()
@@ -311,7 +323,7 @@ pub fn cookie_name(set_cookie: &str) -> &str {
 
 /// The attributes of a `Set-Cookie` line, lower-cased (`httponly`,
 /// `samesite=lax`, `max-age=0`, ...).
-pub fn cookie_attrs(set_cookie: &str) -> Vec<String> {
+pub(crate) fn cookie_attrs(set_cookie: &str) -> Vec<String> {
     set_cookie
         .split(';')
         .skip(1)
@@ -320,43 +332,43 @@ pub fn cookie_attrs(set_cookie: &str) -> Vec<String> {
 }
 
 /// True when a `Set-Cookie` line deletes its cookie.
-pub fn is_deletion(set_cookie: &str) -> bool {
+pub(crate) fn is_deletion(set_cookie: &str) -> bool {
     cookie_attrs(set_cookie).iter().any(|a| a == "max-age=0")
 }
 
 /// The trace of a completed login.
 #[derive(Debug)]
-pub struct LoginTrace {
+pub(crate) struct LoginTrace {
     /// The first answer to the protected URL (302, or 401 for auth_request).
-    pub first: Resp,
+    pub(crate) first: Resp,
     /// The authorization URL the browser was sent to.
-    pub authorize: Url,
+    pub(crate) authorize: Url,
     /// Every `Set-Cookie` the gate sent when starting the login.
-    pub start_cookies: Vec<String>,
+    pub(crate) start_cookies: Vec<String>,
     /// The provider's redirect back to the callback.
-    pub callback: Url,
+    pub(crate) callback: Url,
     /// The gate's answer at the callback.
-    pub callback_resp: Resp,
+    pub(crate) callback_resp: Resp,
     /// The protected URL, fetched again after the callback.
-    pub landed: Resp,
+    pub(crate) landed: Resp,
 }
 
 /// A browser: no automatic redirects, its own cookie jar keyed by name.
-pub struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     /// Cookie name → value. Gate cookies start with [`GATE_COOKIE_PREFIX`].
-    pub jar: BTreeMap<String, String>,
+    pub(crate) jar: BTreeMap<String, String>,
     door: Door,
     gate: SocketAddr,
     idp: SocketAddr,
     origin: String,
     /// Headers sent with every request to the application.
-    pub extra_headers: Vec<(String, String)>,
+    pub(crate) extra_headers: Vec<(String, String)>,
 }
 
 impl Browser {
     /// A browser reaching `gate` through `door`, logging in at `idp`.
-    pub fn new(door: Door, gate: &GateServer, idp: &TestIdp) -> Browser {
+    pub(crate) fn new(door: Door, gate: &GateServer, idp: &TestIdp) -> Browser {
         Browser {
             http: client(),
             jar: BTreeMap::new(),
@@ -369,7 +381,7 @@ impl Browser {
     }
 
     /// The same cookies, reaching another gate through the same door.
-    pub fn via(&self, gate: &GateServer) -> Browser {
+    pub(crate) fn via(&self, gate: &GateServer) -> Browser {
         Browser {
             http: self.http.clone(),
             jar: self.jar.clone(),
@@ -383,17 +395,17 @@ impl Browser {
 
     /// Visits the application over `https://` from now on (the front
     /// proxy reports it in `X-Forwarded-Proto`).
-    pub fn use_https(&mut self) {
+    pub(crate) fn use_https(&mut self) {
         self.origin = self.origin.replacen("http://", "https://", 1);
     }
 
     /// The application URL of `path_and_query`.
-    pub fn app_url(&self, path_and_query: &str) -> Url {
+    pub(crate) fn app_url(&self, path_and_query: &str) -> Url {
         Url::parse(&format!("{}{path_and_query}", self.origin)).unwrap()
     }
 
     /// The `Cookie` header for the gate (gate cookies only).
-    pub fn gate_cookie_header(&self) -> Option<String> {
+    pub(crate) fn gate_cookie_header(&self) -> Option<String> {
         let pairs: Vec<String> = self
             .jar
             .iter()
@@ -404,13 +416,13 @@ impl Browser {
     }
 
     /// Drops every session chunk (the login cookie stays).
-    pub fn drop_session_cookies(&mut self) {
+    pub(crate) fn drop_session_cookies(&mut self) {
         self.jar
             .retain(|n, _| !n.starts_with(&format!("{GATE_COOKIE_PREFIX}s_")));
     }
 
     /// Records the `Set-Cookie` lines of a response.
-    pub fn absorb(&mut self, resp: &Resp) {
+    pub(crate) fn absorb(&mut self, resp: &Resp) {
         for line in resp.set_cookies() {
             let name = cookie_name(&line).to_owned();
             let value = line
@@ -428,20 +440,20 @@ impl Browser {
     }
 
     /// A navigation (`GET`, `Accept: text/html`) to `url`.
-    pub async fn get(&mut self, url: &Url) -> Resp {
+    pub(crate) async fn get(&mut self, url: &Url) -> Resp {
         self.request(Method::GET, url, &[("accept", "text/html")], None)
             .await
     }
 
     /// A navigation to an application path.
-    pub async fn get_app(&mut self, path_and_query: &str) -> Resp {
+    pub(crate) async fn get_app(&mut self, path_and_query: &str) -> Resp {
         let url = self.app_url(path_and_query);
         self.get(&url).await
     }
 
     /// Sends one request through the door (or to the provider) and records
     /// the cookies of the answer.
-    pub async fn request(
+    pub(crate) async fn request(
         &mut self,
         method: Method,
         url: &Url,
@@ -490,7 +502,15 @@ impl Browser {
                     self.gate.to_string(),
                     "the browser left the application: {url}"
                 );
-                send(&self.http, method, &format!("{gate}{path_and_query}"), &h, body, url).await
+                send(
+                    &self.http,
+                    method,
+                    &format!("{gate}{path_and_query}"),
+                    &h,
+                    body,
+                    url,
+                )
+                .await
             }
             Door::ForwardAuth => {
                 assert_eq!(url.host_str(), Some(APP_HOST), "unexpected host: {url}");
@@ -507,14 +527,27 @@ impl Browser {
                 h.push(("x-forwarded-host".into(), APP_HOST.into()));
                 if path_and_query.starts_with("/oauth2/") {
                     // `location /oauth2/ { proxy_pass http://gate; }`
-                    return send(&self.http, method, &format!("{gate}{path_and_query}"), &h, body, url)
-                        .await;
+                    return send(
+                        &self.http,
+                        method,
+                        &format!("{gate}{path_and_query}"),
+                        &h,
+                        body,
+                        url,
+                    )
+                    .await;
                 }
                 h.push(("x-original-uri".into(), path_and_query));
                 h.push(("x-original-method".into(), method.as_str().to_owned()));
-                let auth =
-                    send(&self.http, Method::GET, &format!("{gate}/oauth2/auth"), &h, None, url)
-                        .await;
+                let auth = send(
+                    &self.http,
+                    Method::GET,
+                    &format!("{gate}/oauth2/auth"),
+                    &h,
+                    None,
+                    url,
+                )
+                .await;
                 assert!(
                     !auth.is_redirect(),
                     "auth_request must never answer a redirect: {auth:?}"
@@ -527,7 +560,7 @@ impl Browser {
     /// Follows redirects from `url` until a non-redirect answer, or a
     /// redirect leaving for a host other than the app or the provider.
     /// Returns every hop.
-    pub async fn navigate(&mut self, url: &Url) -> Vec<Resp> {
+    pub(crate) async fn navigate(&mut self, url: &Url) -> Vec<Resp> {
         let mut hops = Vec::new();
         let mut next = url.clone();
         for _ in 0..MAX_HOPS {
@@ -544,7 +577,7 @@ impl Browser {
 
     /// Where the browser goes after `resp`, if anywhere: a redirect, or (in
     /// the auth_request door) nginx's `error_page 401` to `X-Auth-Redirect`.
-    pub fn next_hop(&self, resp: &Resp) -> Option<Url> {
+    pub(crate) fn next_hop(&self, resp: &Resp) -> Option<Url> {
         if resp.is_redirect() {
             let loc = resp.location()?;
             let authority = format!("{}:{}", loc.host_str()?, loc.port_or_known_default()?);
@@ -561,13 +594,13 @@ impl Browser {
     }
 
     /// Logs in by visiting `path`, asserting every hop of the flow.
-    pub async fn login(&mut self, h: &Harness, path: &str) -> LoginTrace {
+    pub(crate) async fn login(&mut self, h: &Harness, path: &str) -> LoginTrace {
         self.login_with_redirect_uri(h, path, &h.redirect_uri())
             .await
     }
 
     /// [`Browser::login`] with an explicit expected redirect URI.
-    pub async fn login_with_redirect_uri(
+    pub(crate) async fn login_with_redirect_uri(
         &mut self,
         h: &Harness,
         path: &str,
@@ -604,7 +637,12 @@ impl Browser {
         let callback = idp_resp.location().unwrap();
         let cq = query_map(&callback);
         assert_eq!(
-            format!("{}://{}{}", callback.scheme(), callback.authority(), callback.path()),
+            format!(
+                "{}://{}{}",
+                callback.scheme(),
+                callback.authority(),
+                callback.path()
+            ),
             redirect_uri
         );
         assert_eq!(cq.get("state"), query_map(&authorize).get("state"));
@@ -617,9 +655,12 @@ impl Browser {
             StatusCode::FOUND,
             "callback: {callback_resp:?}"
         );
+        // Absolute on the application's origin (forward-auth proxies would
+        // resolve a relative Location against the gate's own address).
+        let back = Url::parse(redirect_uri).unwrap().join(path).unwrap();
         assert_eq!(
             callback_resp.raw_location(),
-            Some(path),
+            Some(back.as_str()),
             "the callback must return to the original path and query"
         );
         let session = callback_resp
@@ -642,17 +683,31 @@ impl Browser {
 }
 
 /// Checks the authorization request the gate built.
-pub fn check_authorize(authorize: &Url, idp: &TestIdp, redirect_uri: &str) {
+pub(crate) fn check_authorize(authorize: &Url, idp: &TestIdp, redirect_uri: &str) {
     assert_eq!(
-        format!("{}://{}{}", authorize.scheme(), authorize.authority(), authorize.path()),
+        format!(
+            "{}://{}{}",
+            authorize.scheme(),
+            authorize.authority(),
+            authorize.path()
+        ),
         format!("{}/authorize", idp.issuer()),
         "login must go to the provider's authorization endpoint"
     );
     let q = query_map(authorize);
     assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
-    assert_eq!(q.get("client_id").map(String::as_str), Some(idp.client_id()));
-    assert_eq!(q.get("redirect_uri").map(String::as_str), Some(redirect_uri));
-    assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+    assert_eq!(
+        q.get("client_id").map(String::as_str),
+        Some(idp.client_id())
+    );
+    assert_eq!(
+        q.get("redirect_uri").map(String::as_str),
+        Some(redirect_uri)
+    );
+    assert_eq!(
+        q.get("code_challenge_method").map(String::as_str),
+        Some("S256")
+    );
     let challenge = q.get("code_challenge").expect("PKCE code_challenge");
     assert_eq!(challenge.len(), 43, "S256 challenge is 32 bytes base64url");
     for p in ["state", "nonce"] {
@@ -667,7 +722,7 @@ pub fn check_authorize(authorize: &Url, idp: &TestIdp, redirect_uri: &str) {
 }
 
 /// Gate cookies: HttpOnly, SameSite=Lax, Secure exactly when `secure`.
-pub fn assert_cookie_flags(set_cookie: &str, secure: bool) {
+pub(crate) fn assert_cookie_flags(set_cookie: &str, secure: bool) {
     let attrs = cookie_attrs(set_cookie);
     assert!(attrs.iter().any(|a| a == "httponly"), "{set_cookie}");
     assert!(attrs.iter().any(|a| a == "samesite=lax"), "{set_cookie}");
@@ -679,7 +734,7 @@ pub fn assert_cookie_flags(set_cookie: &str, secure: bool) {
 }
 
 /// The decoded query parameters of `url` (first occurrence wins).
-pub fn query_map(url: &Url) -> BTreeMap<String, String> {
+pub(crate) fn query_map(url: &Url) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for (k, v) in url.query_pairs() {
         m.entry(k.into_owned()).or_insert_with(|| v.into_owned());
@@ -688,7 +743,7 @@ pub fn query_map(url: &Url) -> BTreeMap<String, String> {
 }
 
 /// A client without redirects, proxies or cookie store.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -732,7 +787,7 @@ async fn into_resp(url: Url, resp: reqwest::Response) -> Resp {
 }
 
 /// Sends one raw request to the gate (no door emulation, no cookies).
-pub async fn raw(
+pub(crate) async fn raw(
     gate: &GateServer,
     method: Method,
     path_and_query: &str,
@@ -747,7 +802,7 @@ pub async fn raw(
 }
 
 /// The identity headers the gate sends onward.
-pub const SENT_IDENTITY_HEADERS: &[&str] = &[
+pub(crate) const SENT_IDENTITY_HEADERS: &[&str] = &[
     "x-forwarded-user",
     "x-auth-request-user",
     "x-auth-request-email",
