@@ -2,7 +2,7 @@
 //!
 //! Doors build a [`RequestView`] from whatever they receive (the request itself,
 //! or `X-Forwarded-*` from a trusted proxy). The path is normalised here, once:
-//! fragment dropped, percent-decoded once, dot-segments resolved, repeated
+//! fragment refused, percent-decoded once, dot-segments resolved, repeated
 //! slashes merged. Callback, logout and excluded-URL matching all use that same
 //! path, and the reverse proxy forwards exactly it.
 
@@ -20,6 +20,9 @@ pub enum ViewError {
     /// The path decodes to invalid UTF-8, a control character or a backslash.
     #[error("request path holds forbidden characters")]
     ForbiddenCharacters,
+    /// The target carries a fragment, which no client sends on the wire.
+    #[error("request target holds a fragment")]
+    Fragment,
     /// The path is longer than [`MAX_PATH_BYTES`].
     #[error("request path too long")]
     TooLong,
@@ -136,7 +139,12 @@ pub fn split_target(target: &str) -> Result<(String, Option<String>), ViewError>
     if target.len() > MAX_PATH_BYTES {
         return Err(ViewError::TooLong);
     }
-    let without_fragment = target.split('#').next().unwrap_or("");
+    // A fragment never travels in a request; one in a forwarded URI is an
+    // attempt to make the gate judge a different path than the upstream.
+    if target.contains('#') {
+        return Err(ViewError::Fragment);
+    }
+    let without_fragment = target;
     let (raw_path, query) = match without_fragment.split_once('?') {
         Some((p, q)) => (p, Some(q.to_owned()).filter(|q| !q.is_empty())),
         None => (without_fragment, None),
@@ -217,8 +225,9 @@ mod tests {
             ("/excluded/../private", Ok(("/private", None))),
             ("/excluded/%2e%2e/private", Ok(("/private", None))),
             ("/excluded%2F..%2Fprivate", Ok(("/private", None))),
-            ("/public#/../private", Ok(("/public", None))),
-            ("/x?y=1#frag", Ok(("/x", Some("y=1")))),
+            ("/public#/../private", Err(ViewError::Fragment)),
+            ("/x?y=1#frag", Err(ViewError::Fragment)),
+            ("/x?y=1", Ok(("/x", Some("y=1")))),
             ("//a//b", Ok(("/a/b", None))),
             ("/a/./b/..", Ok(("/a/", None))),
             ("/../../etc", Ok(("/etc", None))),

@@ -119,18 +119,16 @@ impl Provider {
         if let Some(d) = self.state.load_full() {
             return Ok(d);
         }
-        let seen = self.last_attempt_ms.load(Ordering::Acquire);
-        let retry_ms =
-            u64::try_from(self.settings.discovery_retry_interval.as_millis()).unwrap_or(u64::MAX);
-        if seen != 0 && self.clock.now_ms().saturating_sub(seen) < retry_ms {
-            return Err(Error::DiscoveryThrottled);
-        }
+        // Callers arriving while a discovery is in flight wait for it rather
+        // than being refused; after a failure, attempts are throttled.
         let _guard = self.init.lock().await;
         if let Some(d) = self.state.load_full() {
             return Ok(d);
         }
-        if self.last_attempt_ms.load(Ordering::Acquire) != seen {
-            // Another caller attempted while we waited and failed.
+        let seen = self.last_attempt_ms.load(Ordering::Acquire);
+        let retry_ms =
+            u64::try_from(self.settings.discovery_retry_interval.as_millis()).unwrap_or(u64::MAX);
+        if seen != 0 && self.clock.now_ms().saturating_sub(seen) < retry_ms {
             return Err(Error::DiscoveryThrottled);
         }
         self.last_attempt_ms

@@ -64,16 +64,14 @@ pub(crate) struct ClientCredentials<'a> {
     pub(crate) method: ClientAuthMethod,
 }
 
-/// POSTs a grant to the token endpoint and classifies the answer.
-pub(crate) async fn grant(
-    client: &reqwest::Client,
-    endpoint: &str,
-    creds: &ClientCredentials<'_>,
-    mut form: Vec<(&str, &str)>,
-) -> Result<TokenResponse, Error> {
-    let mut req = client
-        .post(endpoint)
-        .header(reqwest::header::ACCEPT, "application/json");
+/// Adds client authentication to a POST to the token or introspection
+/// endpoint: form fields for `client_secret_post`, an HTTP Basic header for
+/// `client_secret_basic`.
+pub(crate) fn authenticate<'a>(
+    mut req: reqwest::RequestBuilder,
+    creds: &ClientCredentials<'a>,
+    form: &mut Vec<(&'a str, &'a str)>,
+) -> reqwest::RequestBuilder {
     match creds.method {
         ClientAuthMethod::ClientSecretPost => {
             form.push(("client_id", creds.id));
@@ -89,6 +87,20 @@ pub(crate) async fn grant(
             req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {b64}"));
         }
     }
+    req
+}
+
+/// POSTs a grant to the token endpoint and classifies the answer.
+pub(crate) async fn grant<'a>(
+    client: &reqwest::Client,
+    endpoint: &str,
+    creds: &ClientCredentials<'a>,
+    mut form: Vec<(&'a str, &'a str)>,
+) -> Result<TokenResponse, Error> {
+    let req = client
+        .post(endpoint)
+        .header(reqwest::header::ACCEPT, "application/json");
+    let req = authenticate(req, creds, &mut form);
     let resp =
         req.form(&form).send().await.map_err(|e| {
             Error::ProviderUnavailable(format!("token endpoint: {}", error_chain(&e)))

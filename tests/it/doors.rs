@@ -367,9 +367,6 @@ async fn reverse_proxy_websocket_round_trip() {
 }
 
 #[tokio::test]
-#[ignore = "bug in src/oidc/provider.rs Provider::discovered: an attempt still in flight \
-            counts as a recent failure, so requests racing start-up discovery get 503 \
-            (DiscoveryThrottled) instead of waiting for it; see report"]
 async fn request_during_startup_discovery_is_not_refused() {
     let idp = testkit::TestIdp::start(testkit::IdpConfig::default()).await;
     // Keep the gate's own start-up discovery in flight for a while.
