@@ -2,7 +2,7 @@
 //!
 //! Owns the order of checks (own endpoints, excluded URLs, session, policy),
 //! the login and logout flows, and the one place where errors become
-//! responses ([`rescue`]). It never sees hyper types or sockets: doors build
+//! responses (`rescue`). It never sees hyper types or sockets: doors build
 //! the view and render the decision.
 
 mod decision;

@@ -216,9 +216,11 @@ pub fn path_matches_prefix(path: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
 
+    type Expected = Result<(&'static str, Option<&'static str>), ViewError>;
+
     #[test]
     fn normalisation_table() {
-        let cases: &[(&str, Result<(&str, Option<&str>), ViewError>)] = &[
+        let cases: &[(&str, Expected)] = &[
             ("/", Ok(("/", None))),
             ("/a/b", Ok(("/a/b", None))),
             ("/a/b/", Ok(("/a/b/", None))),
