@@ -72,11 +72,22 @@ fn fixture(ttl: Duration) -> Fixture {
 
 fn view(target: &str, cookie: &str) -> RequestView {
     let mut h = HeaderMap::new();
-    h.insert(http::header::ACCEPT, HeaderValue::from_static("application/json"));
+    h.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static("application/json"),
+    );
     if !cookie.is_empty() {
         h.insert(http::header::COOKIE, HeaderValue::from_str(cookie).unwrap());
     }
-    RequestView::new(Method::GET, false, HOST, target, h, IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap()
+    RequestView::new(
+        Method::GET,
+        false,
+        HOST,
+        target,
+        h,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    )
+    .unwrap()
 }
 
 /// `name=value` pairs of the cookies a decision sets (deletions left out).
@@ -97,9 +108,20 @@ impl Fixture {
         self.rt.block_on(async {
             let mut nav = HeaderMap::new();
             nav.insert(http::header::ACCEPT, HeaderValue::from_static("text/html"));
-            let start = RequestView::new(Method::GET, false, HOST, "/", nav.clone(), IpAddr::V4(Ipv4Addr::LOCALHOST))
-                .unwrap();
-            let Decision::Redirect { location, set_cookies } = self.gate.decide(&start).await else {
+            let start = RequestView::new(
+                Method::GET,
+                false,
+                HOST,
+                "/",
+                nav.clone(),
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            )
+            .unwrap();
+            let Decision::Redirect {
+                location,
+                set_cookies,
+            } = self.gate.decide(&start).await
+            else {
                 panic!("login start is a redirect")
             };
             let login_cookie = cookie_pairs(&set_cookies).join("; ");
@@ -110,9 +132,19 @@ impl Fixture {
             let at_idp = http.get(&location).send().await.unwrap();
             let callback = at_idp.headers()["location"].to_str().unwrap().to_owned();
             let target = callback.split_once(HOST).unwrap().1.to_owned();
-            nav.insert(http::header::COOKIE, HeaderValue::from_str(&login_cookie).unwrap());
-            let cb = RequestView::new(Method::GET, false, HOST, &target, nav, IpAddr::V4(Ipv4Addr::LOCALHOST))
-                .unwrap();
+            nav.insert(
+                http::header::COOKIE,
+                HeaderValue::from_str(&login_cookie).unwrap(),
+            );
+            let cb = RequestView::new(
+                Method::GET,
+                false,
+                HOST,
+                &target,
+                nav,
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+            )
+            .unwrap();
             let Decision::Redirect { set_cookies, .. } = self.gate.decide(&cb).await else {
                 panic!("callback is a redirect")
             };
@@ -153,12 +185,14 @@ fn stampede_one_due_session(bencher: Bencher, n: usize) {
     bencher.counter(ItemsCount::new(n)).bench_local(|| {
         let current = cookie.borrow().clone();
         let v = view("/app", &current);
-        let decisions = fx
-            .rt
-            .block_on(futures_util::future::join_all((0..n).map(|_| fx.gate.decide(&v))));
+        let decisions = fx.rt.block_on(futures_util::future::join_all(
+            (0..n).map(|_| fx.gate.decide(&v)),
+        ));
         let mut next = None;
         for d in &decisions {
-            let Decision::Allow(a) = d else { panic!("allowed: {d:?}") };
+            let Decision::Allow(a) = d else {
+                panic!("allowed: {d:?}")
+            };
             let pairs = cookie_pairs(&a.set_cookies);
             assert!(!pairs.is_empty(), "every caller gets the refreshed session");
             next.get_or_insert_with(|| pairs.join("; "));
@@ -171,5 +205,8 @@ fn stampede_one_due_session(bencher: Bencher, n: usize) {
     let grants = fx.idp.counters().refresh_grants - grants_before;
     let iterations = *iterations.borrow();
     assert_eq!(grants, iterations, "one grant per stampede");
-    eprintln!("stampede n={n}: {iterations} stampedes, {grants} grants at the provider ({} requests)", iterations * n as u64);
+    eprintln!(
+        "stampede n={n}: {iterations} stampedes, {grants} grants at the provider ({} requests)",
+        iterations * n as u64
+    );
 }

@@ -24,13 +24,22 @@ struct Replica {
 }
 
 async fn replica(idp: &TestIdp, upstream: &EchoUpstream, redis: &RedisServer) -> Replica {
+    replica_with(idp, upstream, redis, "").await
+}
+
+async fn replica_with(
+    idp: &TestIdp,
+    upstream: &EchoUpstream,
+    redis: &RedisServer,
+    extra: &str,
+) -> Replica {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let yaml = format!(
         "providerURL: {}\nclientID: {}\nclientSecret: {}\n\
          sessionEncryptionKey: replica-shared-key-0123456789abcdef0123\n\
          listen: 127.0.0.1:{port}\nupstream: {}\nrefreshGracePeriodSeconds: 60\n\
-         redis:\n  enabled: true\n  address: {}\n  cacheMode: hybrid\n",
+         {extra}redis:\n  enabled: true\n  address: {}\n  cacheMode: hybrid\n",
         idp.issuer(),
         idp.client_id(),
         idp.client_secret(),
@@ -198,4 +207,72 @@ async fn a_refresh_on_one_replica_is_reused_by_the_other() {
         "B sent a second grant"
     );
     assert_eq!(idp.counters().failed_grants, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_sessions_keep_tokens_out_of_the_cookie_and_the_store() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let mut user = testkit::TestUser::new("u-1", "big@example.com");
+    // A large group list: far beyond one cookie in cookie mode.
+    user.groups = (0..400)
+        .map(|i| format!("group-with-a-long-name-{i:04}"))
+        .collect();
+    let idp = TestIdp::start(IdpConfig {
+        user,
+        ..IdpConfig::default()
+    })
+    .await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, "sessionStore: redis\n").await;
+    let b = replica_with(&idp, &up, &redis, "sessionStore: redis\n").await;
+    let c = client();
+
+    let jar = login(&c, &a).await;
+    assert_eq!(
+        jar.0.len(),
+        2,
+        "one session cookie plus the login counter: {:?}",
+        jar.0.keys()
+    );
+    assert!(
+        jar.0["_oidcgate_s_0"].len() < 400,
+        "reference cookie stays small"
+    );
+    assert_eq!(
+        user_seen(&c, &b, &mut jar.clone()).await.as_deref(),
+        Some("big@example.com")
+    );
+
+    // The store holds the session sealed: no token, no e-mail, no group.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(redis.port().to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let keys = cli(&["--scan"]);
+    let session_key = keys
+        .lines()
+        .find(|k| k.contains("session") && k.contains("sid:"))
+        .expect("a stored session")
+        .to_owned();
+    let dump = cli(&["GET", &session_key]);
+    assert!(dump.len() > 100, "sealed session stored");
+    for needle in ["eyJ", "big@example.com", "group-with"] {
+        assert!(!dump.contains(needle), "store leaks {needle}");
+    }
+
+    // Logout on B deletes it: the kept cookie is worthless everywhere.
+    let kept = jar.clone();
+    get(
+        &c,
+        &format!("{}/oauth2/callback/logout", b.base),
+        &mut jar.clone(),
+    )
+    .await;
+    assert!(user_seen(&c, &a, &mut kept.clone()).await.is_none());
+    assert_eq!(cli(&["EXISTS", &session_key]).trim(), "0");
 }

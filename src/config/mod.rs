@@ -13,6 +13,7 @@
 //! `excludedURLs` → `OIDCGATE_EXCLUDED_URLS`). Lists are comma-separated. The
 //! `redis:` block also honours the traefikoidc `REDIS_*` fallbacks.
 
+mod bearer;
 mod raw;
 mod redis;
 
@@ -20,12 +21,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use bearer::{MAX_BEARER_THROTTLE_SECONDS, MAX_IDENTIFIER_LENGTH_LIMIT};
 pub use raw::{ENV_KEYS, EnvKind, NOT_YET_SUPPORTED, RawConfig, env_name};
 pub use redis::{RawRedisConfig, RedisConfigError};
 
 use crate::cache::CacheSettings;
 use crate::doors::{AppSettings, TrustedProxies};
-use crate::gate::{DEFAULT_CALLBACK_PATH, DEFAULT_SCOPES, GateSettings, RefreshSettings};
+use crate::gate::{
+    DEFAULT_CALLBACK_PATH, DEFAULT_SCOPES, GateSettings, RefreshSettings, SessionStore,
+};
 use crate::oidc::{ClientAuthMethod, HttpSettings, ProviderSettings};
 use crate::policy::PolicySettings;
 use crate::session::SessionSettings;
@@ -282,6 +286,12 @@ impl Config {
             policy.group_claim = c.clone();
         }
 
+        let bearer = bearer::bearer_keys(&raw)?;
+        provider.introspection_url = bearer.introspection_url;
+        if let Some(max) = bearer.max_identifier_bytes {
+            policy.max_identifier_bytes = max;
+        }
+
         // Doors.
         let listen: SocketAddr = raw
             .listen
@@ -360,6 +370,24 @@ impl Config {
             refresh.breaker_open = Duration::from_secs(secs);
         }
 
+        let session_store = match raw.session_store.as_deref() {
+            None | Some("cookie") => SessionStore::Cookie,
+            Some("redis") | Some("server") => {
+                if cache.mode == crate::cache::CacheMode::Memory {
+                    tracing::warn!(
+                        "sessionStore: redis without redis.enabled keeps sessions in this process only"
+                    );
+                }
+                SessionStore::Server
+            }
+            Some(other) => {
+                return Err(bad(
+                    "sessionStore",
+                    format!("expected cookie or redis, got {other:?}"),
+                ));
+            }
+        };
+
         let gate = GateSettings {
             callback_path,
             logout_path,
@@ -374,6 +402,8 @@ impl Config {
             extra_auth_params: raw.extra_auth_params.clone().into_iter().collect(),
             strip_auth_cookies: raw.strip_auth_cookies,
             refresh,
+            bearer: bearer.settings,
+            session_store,
             ..GateSettings::default()
         };
         Ok(Self {

@@ -141,6 +141,48 @@ pub struct RawConfig {
     /// Seconds the refresh breaker stays open (default 30).
     #[serde(rename = "refreshBreakerOpenSeconds")]
     pub refresh_breaker_open_seconds: Option<u64>,
+    /// `cookie` (default) or `redis`: where sessions live.
+    #[serde(rename = "sessionStore")]
+    pub session_store: Option<String>,
+    /// Judge `Authorization: Bearer` tokens (machine-to-machine).
+    #[serde(rename = "enableBearerAuth")]
+    pub enable_bearer_auth: bool,
+    /// Claim naming a bearer caller (default `sub`; `email` is refused).
+    #[serde(rename = "bearerIdentifierClaim")]
+    pub bearer_identifier_claim: Option<String>,
+    /// Remove `Authorization` before the upstream (default true).
+    #[serde(rename = "stripAuthorizationHeader")]
+    pub strip_authorization_header: Option<bool>,
+    /// RFC 6750 `WWW-Authenticate` on bearer 401s (default true).
+    #[serde(rename = "bearerEmitWWWAuthenticate")]
+    pub bearer_emit_www_authenticate: Option<bool>,
+    /// A bearer token wins over a session cookie (default false).
+    #[serde(rename = "bearerOverridesCookie")]
+    pub bearer_overrides_cookie: bool,
+    /// Oldest accepted `iat` of a bearer token, seconds (default 86400).
+    #[serde(rename = "maxTokenAgeSeconds")]
+    pub max_token_age_seconds: Option<u64>,
+    /// Longest identifier forwarded upstream, bytes (default 256).
+    #[serde(rename = "maxIdentifierLength")]
+    pub max_identifier_length: Option<u64>,
+    /// Refused bearer tokens per address and window before a penalty (default 20).
+    #[serde(rename = "bearerFailureThreshold")]
+    pub bearer_failure_threshold: Option<u32>,
+    /// Failure-counting window, seconds (default 60).
+    #[serde(rename = "bearerFailureWindowSeconds")]
+    pub bearer_failure_window_seconds: Option<u64>,
+    /// Penalty length, seconds (default 60).
+    #[serde(rename = "bearerFailurePenaltySeconds")]
+    pub bearer_failure_penalty_seconds: Option<u64>,
+    /// Accept opaque bearer tokens through introspection.
+    #[serde(rename = "allowOpaqueTokens")]
+    pub allow_opaque_tokens: bool,
+    /// Introspect bearer tokens (JWTs too) at the provider.
+    #[serde(rename = "requireTokenIntrospection")]
+    pub require_token_introspection: bool,
+    /// RFC 7662 endpoint overriding discovery's `introspection_endpoint`.
+    #[serde(rename = "introspectionURL")]
+    pub introspection_url: Option<String>,
     /// traefikoidc's cold-verification rate limit; accepted, not needed here.
     #[serde(rename = "rateLimit")]
     pub rate_limit: Option<u64>,
@@ -152,10 +194,6 @@ pub struct RawConfig {
 /// traefikoidc keys recognised but not implemented yet. Setting one to
 /// anything but its "off" value stops start-up, rather than being ignored.
 pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "enableBearerAuth",
-    "allowOpaqueTokens",
-    "requireTokenIntrospection",
-    "introspectionURL",
     "revocationURL",
     "oidcEndSessionURL",
     "enableBackchannelLogout",
@@ -173,15 +211,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "clientAssertionKeyPath",
     "clientAssertionKeyID",
     "clientAssertionAlg",
-    "bearerIdentifierClaim",
-    "stripAuthorizationHeader",
-    "bearerEmitWWWAuthenticate",
-    "bearerOverridesCookie",
-    "maxTokenAgeSeconds",
-    "maxIdentifierLength",
-    "bearerFailureThreshold",
-    "bearerFailureWindowSeconds",
-    "bearerFailurePenaltySeconds",
     "allowUnauthenticatedPreflight",
 ];
 
@@ -237,6 +266,20 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("upstream", EnvKind::Str),
     ("trustedProxies", EnvKind::List),
     ("rateLimit", EnvKind::Int),
+    ("enableBearerAuth", EnvKind::Bool),
+    ("bearerIdentifierClaim", EnvKind::Str),
+    ("stripAuthorizationHeader", EnvKind::Bool),
+    ("bearerEmitWWWAuthenticate", EnvKind::Bool),
+    ("bearerOverridesCookie", EnvKind::Bool),
+    ("maxTokenAgeSeconds", EnvKind::Int),
+    ("maxIdentifierLength", EnvKind::Int),
+    ("bearerFailureThreshold", EnvKind::Int),
+    ("bearerFailureWindowSeconds", EnvKind::Int),
+    ("bearerFailurePenaltySeconds", EnvKind::Int),
+    ("allowOpaqueTokens", EnvKind::Bool),
+    ("requireTokenIntrospection", EnvKind::Bool),
+    ("introspectionURL", EnvKind::Str),
+    ("sessionStore", EnvKind::Str),
     ("refreshGracePeriodSeconds", EnvKind::Int),
     ("maxRefreshTokenAgeSeconds", EnvKind::Int),
     ("refreshBreakerThreshold", EnvKind::Int),

@@ -197,6 +197,9 @@ where
                 Decision::Allow(allow) => {
                     let headers = req.headers_mut();
                     strip_identity_headers(headers);
+                    if allow.strip_authorization {
+                        headers.remove(header::AUTHORIZATION);
+                    }
                     if layer.gate.settings().strip_auth_cookies {
                         layer.gate.sessions().strip_own_cookie_headers(headers);
                     }

@@ -29,6 +29,9 @@ pub struct Allow {
     pub upstream_headers: HeaderMap,
     /// Cookies to set on the response (a refreshed session, a cleared login).
     pub set_cookies: Vec<HeaderValue>,
+    /// Remove the client's `Authorization` header before the request goes
+    /// upstream (`stripAuthorizationHeader`).
+    pub strip_authorization: bool,
 }
 
 /// A complete response the gate produces itself.

@@ -169,10 +169,7 @@ impl Gate {
 
         // Keep the loop counter (a session that never arrives back shows up
         // as a loop); forget the finished login.
-        let mut set_cookies = self
-            .inner
-            .sessions
-            .store(&session, &view.headers, secure, now)?;
+        let mut set_cookies = self.store_session(&session, view, now).await?;
         set_cookies.retain(|c| {
             !c.to_str()
                 .is_ok_and(|c| c.starts_with(&format!("{}login=", self.inner.sessions.prefix())))
@@ -276,6 +273,9 @@ impl Gate {
             },
             refresh_token,
             expires_at,
+            // A refreshed server-side session keeps its store secret, so
+            // concurrent followers all write and point to the same value.
+            server_secret: previous.and_then(|p| p.server_secret.clone()),
         })
     }
 

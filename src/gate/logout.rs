@@ -12,7 +12,7 @@ impl Gate {
         let s = &self.inner.settings;
         let secure = self.secure(view);
         let now = self.now();
-        let session = self.inner.sessions.load(&view.headers, now);
+        let session = self.load_session(view, now).await;
         let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
         if !set_cookies.iter().any(|c| {
             c.to_str()
@@ -30,6 +30,7 @@ impl Gate {
             tracing::info!(user = %session.identifier, "logout");
             // A copy of the cookie kept elsewhere must not outlive the logout.
             self.invalidate_session(&session.sid).await;
+            self.forget_session(session).await;
         }
         let id_token = session.as_ref().and_then(|s| s.id_token.clone());
         let end_session = match self.inner.provider.discovered().await {

@@ -5,18 +5,25 @@
 //! responses (`rescue`). It never sees hyper types or sockets: doors build
 //! the view and render the decision.
 
+mod bearer;
 mod decision;
 mod login;
 mod logout;
 mod redirect;
 mod refresh;
 mod rescue;
+mod store;
+mod throttle;
 mod view;
 
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, StatusCode};
 
+pub use bearer::{
+    BearerReject, BearerSettings, DEFAULT_BEARER_IDENTIFIER_CLAIM, DEFAULT_INTROSPECTION_CACHE_TTL,
+    DEFAULT_MAX_BEARER_TOKEN_BYTES, DEFAULT_MAX_TOKEN_AGE,
+};
 pub use decision::{Allow, Decision, Reply};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
@@ -25,6 +32,11 @@ pub use refresh::{
     DEFAULT_REFRESH_RESULT_TTL, RefreshSettings,
 };
 pub use rescue::Error;
+pub use store::SessionStore;
+pub use throttle::{
+    DEFAULT_BEARER_FAILURE_PENALTY, DEFAULT_BEARER_FAILURE_THRESHOLD,
+    DEFAULT_BEARER_FAILURE_WINDOW, DEFAULT_THROTTLE_MAX_ENTRIES, ThrottleSettings,
+};
 pub use view::{
     MAX_PATH_BYTES, RequestView, ViewError, encode_path, normalize_path, path_matches_prefix,
     split_target,
@@ -79,6 +91,10 @@ pub struct GateSettings {
     pub strip_auth_cookies: bool,
     /// Token refresh.
     pub refresh: RefreshSettings,
+    /// The bearer (machine-to-machine) path.
+    pub bearer: BearerSettings,
+    /// Where sessions live.
+    pub session_store: SessionStore,
 }
 
 impl Default for GateSettings {
@@ -98,6 +114,8 @@ impl Default for GateSettings {
             max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
             strip_auth_cookies: false,
             refresh: RefreshSettings::default(),
+            bearer: BearerSettings::default(),
+            session_store: SessionStore::Cookie,
         }
     }
 }
@@ -116,6 +134,7 @@ struct Inner {
     clock: SharedClock,
     caches: Caches,
     refresher: refresh::Refresher,
+    bearer: bearer::Bearer,
 }
 
 impl Gate {
@@ -130,6 +149,7 @@ impl Gate {
     ) -> Self {
         let refresher =
             refresh::Refresher::new(settings.refresh.clone(), clock.clone(), caches.clone());
+        let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -139,6 +159,7 @@ impl Gate {
                 clock,
                 caches,
                 refresher,
+                bearer,
             }),
         }
     }
@@ -182,7 +203,7 @@ impl Gate {
     /// Decides what happens to one request.
     pub async fn decide(&self, view: &RequestView) -> Decision {
         match self.decide_inner(view).await {
-            Ok(d) => d,
+            Ok(d) => self.finish_allow(d),
             Err(e) => rescue::rescue(e, view),
         }
     }
@@ -208,7 +229,11 @@ impl Gate {
             return Ok(Decision::Allow(Allow::default()));
         }
         let now = self.inner.clock.now();
-        if let Some(session) = self.inner.sessions.load(&view.headers, now) {
+        let session = self.load_session(view, now).await;
+        if let Some(token) = self.bearer_candidate(view, session.is_some()) {
+            return self.bearer(view, token).await;
+        }
+        if let Some(session) = session {
             return self.with_session(view, session, now).await;
         }
         self.login_required(view).await
@@ -296,10 +321,7 @@ impl Gate {
         }
         match r.refresh(&rt, self.refresh_grant(&session, &rt)).await {
             Ok(fresh) => {
-                let cookies =
-                    self.inner
-                        .sessions
-                        .store(&fresh, &view.headers, self.secure(view), now)?;
+                let cookies = self.store_session(&fresh, view, now).await?;
                 self.allow_session(view, &fresh, cookies)
             }
             Err(refresh::RefreshFailure::Rejected) => self.session_over(view).await,
@@ -359,6 +381,7 @@ impl Gate {
             principal: Some(id),
             upstream_headers,
             set_cookies,
+            ..Allow::default()
         }))
     }
 

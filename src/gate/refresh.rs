@@ -17,10 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::cache::{CacheKey, Caches, Namespace};
 use crate::clock::SharedClock;
 use crate::oidc::{self, OAuthErrorKind};
@@ -194,8 +190,11 @@ impl Refresher {
                 }
                 self.grants.fetch_add(1, Ordering::Relaxed);
                 let outcome = grant.await;
-                if let Ok(session) = &outcome {
-                    self.publish_result(&key, refresh_token, session).await;
+                match &outcome {
+                    Ok(session) => self.publish_result(&key, refresh_token, session).await,
+                    // No result will follow: free the mark so that the next
+                    // request asks the provider instead of waiting for it.
+                    Err(_) => self.release_flight(&key).await,
                 }
                 match &outcome {
                     Ok(_) => self.breaker_success(),
@@ -233,6 +232,16 @@ impl Refresher {
             .set_if_absent(Namespace::RefreshResult, &k, &1u8, REFRESH_LOCK_TTL)
             .await
             .unwrap_or(true)
+    }
+
+    /// Removes the "refresh in progress" mark of a flight that failed.
+    async fn release_flight(&self, key: &str) {
+        let Some(k) = Self::shared_key(key, "lock") else {
+            return;
+        };
+        if let Err(e) = self.caches.delete(Namespace::RefreshResult, &k).await {
+            tracing::debug!(error = %e, "refresh mark not released");
+        }
     }
 
     async fn await_other_replica(
@@ -318,38 +327,17 @@ impl Refresher {
     }
 }
 
-fn result_key(rt: &str) -> Option<LessSafeKey> {
-    let d = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("oidcgate refresh result v1\n{rt}").as_bytes(),
-    );
-    UnboundKey::new(&AES_256_GCM, d.as_ref())
-        .ok()
-        .map(LessSafeKey::new)
-}
+/// Label binding shared refresh results to their purpose.
+const RESULT_LABEL: &str = "refresh result";
 
 fn seal_result(rt: &str, session: &Session) -> Option<String> {
-    let key = result_key(rt)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    aws_lc_rs::rand::fill(&mut nonce).ok()?;
-    let mut buf = serde_json::to_vec(session).ok()?;
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .ok()?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Some(URL_SAFE_NO_PAD.encode(out))
+    let json = serde_json::to_vec(session).ok()?;
+    crate::session::seal_with_secret(rt, RESULT_LABEL, &json).ok()
 }
 
 fn open_result(rt: &str, sealed: &str) -> Option<Session> {
-    let key = result_key(rt)?;
-    let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    if raw.len() < NONCE_LEN {
-        return None;
-    }
-    let mut body = raw.split_off(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
-    let plain = key.open_in_place(nonce, Aad::empty(), &mut body).ok()?;
-    serde_json::from_slice(plain).ok()
+    let plain = crate::session::open_with_secret(rt, RESULT_LABEL, sealed).ok()?;
+    serde_json::from_slice(&plain).ok()
 }
 
 #[cfg(test)]
@@ -371,6 +359,7 @@ mod tests {
             refresh_token: Some("rt2".into()),
             refresh_token_issued_at: Some(1),
             expires_at: 100,
+            server_secret: None,
         }
     }
 

@@ -5,6 +5,7 @@
 
 use http::StatusCode;
 
+use super::bearer::{BearerReject, challenge_header};
 use super::decision::{Decision, Reply};
 use super::view::RequestView;
 use crate::oidc;
@@ -46,9 +47,30 @@ pub enum Error {
     /// Provider or token trouble.
     #[error(transparent)]
     Oidc(#[from] oidc::Error),
+    /// The server-side session store refused a write.
+    #[error("session store: {0}")]
+    SessionStore(String),
     /// A session could not be stored (too large, RNG failure).
     #[error("session: {0}")]
     Session(#[from] crate::session::Error),
+    /// A bearer token was refused (401, with an RFC 6750 challenge when
+    /// `challenge` is set).
+    #[error("bearer token refused: {reason}")]
+    BearerRejected {
+        /// Why.
+        reason: BearerReject,
+        /// Send `WWW-Authenticate: Bearer error=...`.
+        challenge: bool,
+    },
+    /// Too many refused bearer tokens from this client address (429).
+    #[error("bearer requests from this address are paused")]
+    BearerThrottled {
+        /// Seconds until the penalty ends, sent as `Retry-After`.
+        retry_after: u64,
+    },
+    /// The revocation store cannot answer, so a token cannot be cleared (503).
+    #[error("revocation state unavailable")]
+    RevocationUnavailable,
 }
 
 /// Maps an engine error to the reply the client sees.
@@ -100,7 +122,22 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
             StatusCode::BAD_GATEWAY,
             "The identity provider answered unexpectedly".into(),
         ),
+        Error::SessionStore(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The session store is unavailable; please try again shortly".into(),
+        ),
         Error::Session(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Session could not be stored".into()),
+        Error::BearerRejected { .. } => {
+            (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
+        }
+        Error::BearerThrottled { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed authentication attempts; try again later".into(),
+        ),
+        Error::RevocationUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Token state is unavailable; please try again shortly".into(),
+        ),
     };
     if status.is_server_error() {
         tracing::warn!(error = %e, status = status.as_u16(), path = %view.path, "request failed");
@@ -108,8 +145,20 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
         tracing::debug!(error = %e, status = status.as_u16(), path = %view.path, "request refused");
     }
     let mut reply = Reply::error(status, &msg, json);
-    if let Error::MethodNotAllowed(allow) = e {
-        reply = reply.with_header(http::header::ALLOW, allow);
+    match e {
+        Error::MethodNotAllowed(allow) => reply = reply.with_header(http::header::ALLOW, allow),
+        Error::BearerRejected {
+            reason,
+            challenge: true,
+        } => {
+            if let Some(v) = challenge_header(reason) {
+                reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
+            }
+        }
+        Error::BearerThrottled { retry_after } => {
+            reply = reply.with_header(http::header::RETRY_AFTER, &retry_after.to_string());
+        }
+        _ => {}
     }
     if status == StatusCode::SERVICE_UNAVAILABLE {
         reply = reply.with_header(http::header::RETRY_AFTER, "30");

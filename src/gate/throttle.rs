@@ -147,7 +147,10 @@ impl Throttle {
         {
             entry.failures.store(0, Ordering::Release);
         }
-        let count = entry.failures.fetch_add(1, Ordering::AcqRel).saturating_add(1);
+        let count = entry
+            .failures
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
         if count >= self.settings.threshold {
             entry.failures.store(0, Ordering::Release);
             entry.window_start_ms.store(now, Ordering::Release);

@@ -12,6 +12,7 @@
 mod discovery;
 mod error;
 mod http;
+mod introspect;
 mod jwks;
 mod provider;
 mod token;
@@ -27,5 +28,5 @@ pub use provider::{DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, Provider, Provi
 pub use token::{ClientAuthMethod, TokenResponse};
 pub use verify::{
     AccessTokenClaims, Audience, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES,
-    IdTokenClaims, VerifiedAccessToken, VerifiedIdToken,
+    IdTokenClaims, VerifiedAccessToken, VerifiedIdToken, check_times,
 };

@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
 
 use super::Error;
 use super::discovery::{ProviderMetadata, discover};
+use super::introspect;
 use super::http::{HttpSettings, build_client};
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
 use super::token::{ClientAuthMethod, ClientCredentials, TokenResponse, grant};
@@ -48,6 +50,8 @@ pub struct ProviderSettings {
     pub discovery_retry_interval: Duration,
     /// Throttle between JWKS refetches.
     pub jwks_min_refresh_interval: Duration,
+    /// RFC 7662 endpoint overriding the discovered `introspection_endpoint`.
+    pub introspection_url: Option<String>,
 }
 
 impl ProviderSettings {
@@ -63,6 +67,7 @@ impl ProviderSettings {
             clock_skew: DEFAULT_CLOCK_SKEW,
             discovery_retry_interval: DEFAULT_DISCOVERY_RETRY_INTERVAL,
             jwks_min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
+            introspection_url: None,
         }
     }
 }
@@ -189,8 +194,32 @@ impl Provider {
         raw: &str,
         audience: Option<&str>,
     ) -> Result<VerifiedAccessToken, Error> {
-        let d = self.discovered().await?;
+        self.verify_access(raw, audience, false).await
+    }
+
+    /// Verifies a JWT presented as a bearer token: as
+    /// [`Provider::verify_access_token`] with a required audience, and a JOSE
+    /// `typ`, when present, must name a JWT access token (`JWT`, `at+jwt`),
+    /// which is checked before any key lookup.
+    pub async fn verify_bearer_token(
+        &self,
+        raw: &str,
+        audience: &str,
+    ) -> Result<VerifiedAccessToken, Error> {
+        self.verify_access(raw, Some(audience), true).await
+    }
+
+    async fn verify_access(
+        &self,
+        raw: &str,
+        audience: Option<&str>,
+        strict_typ: bool,
+    ) -> Result<VerifiedAccessToken, Error> {
         let header = verify::precheck(raw, &self.settings.allowed_algs)?;
+        if strict_typ && !header.typ.as_deref().is_none_or(verify::is_access_token_typ) {
+            return Err(Error::TokenMalformed("typ is not a JWT access token"));
+        }
+        let d = self.discovered().await?;
         let key = d
             .jwks
             .key(&self.client, header.kid.as_deref(), header.alg)
@@ -209,6 +238,26 @@ impl Provider {
     /// True when `token` has the shape of a JWT (as opposed to an opaque token).
     pub fn looks_like_jwt(token: &str) -> bool {
         verify::looks_like_jwt(token)
+    }
+
+    /// Asks the provider about `token` (RFC 7662) at `introspectionURL`, else
+    /// at the discovered `introspection_endpoint`. The answer's `active` is a
+    /// boolean; every other member is for the caller to judge.
+    pub async fn introspect(&self, token: &str) -> Result<Map<String, Value>, Error> {
+        let d = self.discovered().await?;
+        let endpoint = self
+            .settings
+            .introspection_url
+            .as_deref()
+            .or(d.metadata.introspection_endpoint.as_deref())
+            .ok_or_else(|| {
+                Error::Config(
+                    "the provider advertises no introspection_endpoint; set introspectionURL"
+                        .into(),
+                )
+            })?;
+        introspect::check_endpoint(endpoint)?;
+        introspect::introspect(&self.client, endpoint, &self.creds(), token).await
     }
 
     fn creds(&self) -> ClientCredentials<'_> {

@@ -231,6 +231,19 @@ pub(crate) fn precheck(token: &str, allowed: &[Algorithm]) -> Result<Header, Err
     })
 }
 
+/// True when a JOSE `typ` names a JWT access token (`JWT`, `at+jwt`, with or
+/// without the `application/` prefix, in any case). Logout tokens, DPoP
+/// proofs and other typed JWTs are not.
+pub(crate) fn is_access_token_typ(typ: &str) -> bool {
+    let t = typ.trim();
+    let t = t
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .and_then(|_| t.get(12..))
+        .unwrap_or(t);
+    t.eq_ignore_ascii_case("jwt") || t.eq_ignore_ascii_case("at+jwt")
+}
+
 fn kid_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'=' | b'+' | b':')
 }
@@ -260,8 +273,9 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         })
 }
 
-/// Time checks shared by every token kind.
-pub(crate) fn check_times(
+/// Time checks shared by every token kind: `exp` not passed, `iat` and `nbf`
+/// (when given) not in the future, each with `skew` of tolerance.
+pub fn check_times(
     exp: i64,
     iat: Option<i64>,
     nbf: Option<i64>,
@@ -403,6 +417,16 @@ mod tests {
         let b: Audience = serde_json::from_str(r#"["x","y"]"#).unwrap();
         assert!(b.contains("y") && !b.contains("z"));
         assert!(serde_json::from_str::<Audience>("3").is_err());
+    }
+
+    #[test]
+    fn access_token_typ() {
+        for ok in ["JWT", "jwt", "at+jwt", "application/at+JWT", "application/jwt"] {
+            assert!(is_access_token_typ(ok), "{ok}");
+        }
+        for bad in ["logout+jwt", "dpop+jwt", "", "application/", "JOSE", "at+jwt2"] {
+            assert!(!is_access_token_typ(bad), "{bad}");
+        }
     }
 
     #[test]

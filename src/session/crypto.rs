@@ -240,6 +240,56 @@ pub fn random_token(bytes: usize) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// Seals `plaintext` under a key derived from `secret` and `label` (AES-256-GCM,
+/// random nonce, base64url text). Used for values kept outside the browser
+/// (server-side sessions, shared refresh results) whose key only the holder of
+/// `secret` knows, so a dump of the store alone reveals nothing.
+pub fn seal_with_secret(secret: &str, label: &str, plaintext: &[u8]) -> Result<String, Error> {
+    let key = secret_key(secret, label)?;
+    let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+    rand::fill(&mut nonce).map_err(|_| Error::Random)?;
+    let mut buf = plaintext.to_vec();
+    key.seal_in_place_append_tag(
+        aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+        aws_lc_rs::aead::Aad::from(label.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| Error::Encode)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Opens what [`seal_with_secret`] sealed with the same `secret` and `label`.
+pub fn open_with_secret(secret: &str, label: &str, sealed: &str) -> Result<Vec<u8>, Error> {
+    let key = secret_key(secret, label)?;
+    let mut raw = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .map_err(|_| Error::Undecryptable)?;
+    if raw.len() < aws_lc_rs::aead::NONCE_LEN {
+        return Err(Error::Undecryptable);
+    }
+    let mut body = raw.split_off(aws_lc_rs::aead::NONCE_LEN);
+    let nonce = aws_lc_rs::aead::Nonce::try_assume_unique_for_key(&raw)
+        .map_err(|_| Error::Undecryptable)?;
+    let plain = key
+        .open_in_place(
+            nonce,
+            aws_lc_rs::aead::Aad::from(label.as_bytes()),
+            &mut body,
+        )
+        .map_err(|_| Error::Undecryptable)?;
+    Ok(plain.to_vec())
+}
+
+fn secret_key(secret: &str, label: &str) -> Result<aws_lc_rs::aead::LessSafeKey, Error> {
+    let material = format!("oidcgate secret-sealed v1\n{label}\n{secret}");
+    let d = digest::digest(&digest::SHA256, material.as_bytes());
+    aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, d.as_ref())
+        .map(aws_lc_rs::aead::LessSafeKey::new)
+        .map_err(|_| Error::Encode)
+}
+
 /// The PKCE `S256` code challenge of `verifier`: base64url (no padding) of
 /// the SHA-256 of its ASCII bytes.
 pub fn pkce_challenge(verifier: &str) -> String {
@@ -258,6 +308,22 @@ mod tests {
     }
 
     const K1: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn secret_sealing_opens_only_with_the_same_secret_and_label() {
+        let sealed = seal_with_secret("s1", "session", b"tokens").unwrap();
+        assert_eq!(
+            open_with_secret("s1", "session", &sealed).unwrap(),
+            b"tokens"
+        );
+        assert!(open_with_secret("s2", "session", &sealed).is_err());
+        assert!(open_with_secret("s1", "refresh", &sealed).is_err());
+        assert!(open_with_secret("s1", "session", "junk").is_err());
+        assert_ne!(
+            sealed,
+            seal_with_secret("s1", "session", b"tokens").unwrap()
+        );
+    }
     const K2: &str = "fedcba9876543210fedcba9876543210";
 
     #[test]

@@ -31,7 +31,9 @@ pub use codec::{
     MAX_CHUNKS, MAX_COOKIE_VALUE, MAX_PREFIX_LEN, MAX_SET_COOKIE_LEN, SessionCodec,
     SessionSettings,
 };
-pub use crypto::{MIN_KEY_LEN, SID_BYTES, pkce_challenge, random_token};
+pub use crypto::{
+    MIN_KEY_LEN, SID_BYTES, open_with_secret, pkce_challenge, random_token, seal_with_secret,
+};
 pub use model::{LOGIN_ATTEMPT_WINDOW_SECS, LoginState, MAX_PENDING_LOGINS, PendingLogin, Session};
 
 /// Errors from building a [`SessionCodec`] or from producing cookies.

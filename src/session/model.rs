@@ -64,6 +64,11 @@ pub struct Session {
     /// codec does not check it; refreshing is the caller's decision.
     #[serde(rename = "x")]
     pub expires_at: u64,
+    /// Set only in the cookie of a server-side session: the per-session
+    /// secret that opens the session kept in the store. The cookie then
+    /// carries nothing else but `sid` and `created_at`.
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub server_secret: Option<String>,
 }
 
 /// Prints `[redacted]` for a present secret, `None` otherwise.
@@ -94,6 +99,7 @@ impl fmt::Debug for Session {
             .field("refresh_token", &Redacted(&self.refresh_token))
             .field("refresh_token_issued_at", &self.refresh_token_issued_at)
             .field("expires_at", &self.expires_at)
+            .field("server_secret", &Redacted(&self.server_secret))
             .finish()
     }
 }
@@ -229,6 +235,7 @@ mod tests {
             refresh_token: Some("REFRESH-SECRET".into()),
             refresh_token_issued_at: Some(1_000),
             expires_at: 4_600,
+            server_secret: None,
         }
     }
 

@@ -18,24 +18,24 @@ use tokio::task::JoinHandle;
 use url::Url;
 
 /// Prefix of every cookie the gate sets.
-pub const GATE_PREFIX: &str = "_oidcgate_";
+pub(crate) const GATE_PREFIX: &str = "_oidcgate_";
 /// First session chunk.
-pub const SESSION_COOKIE: &str = "_oidcgate_s_0";
+pub(crate) const SESSION_COOKIE: &str = "_oidcgate_s_0";
 /// Host of the application behind the forward-auth door.
-pub const APP_HOST: &str = "app.test";
+pub(crate) const APP_HOST: &str = "app.test";
 /// Session key of every gate in these tests.
-pub const SESSION_KEY: &str = "refresh-tests-session-key-0123456789abcdef";
+pub(crate) const SESSION_KEY: &str = "refresh-tests-session-key-0123456789abcdef";
 /// Upper bound on one HTTP exchange.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Access-token lifetime at the provider: below the grace period below, so
 /// every fresh session is due for refresh on its next request.
-pub const ACCESS_TTL: Duration = Duration::from_secs(20);
+pub(crate) const ACCESS_TTL: Duration = Duration::from_secs(20);
 /// `refreshGracePeriodSeconds` of every gate in these tests.
-pub const GRACE_SECS: u64 = 60;
+pub(crate) const GRACE_SECS: u64 = 60;
 
 /// How the client reaches the application.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Door {
+pub(crate) enum Door {
     /// The gate proxies to the echo upstream.
     Proxy,
     /// Traefik-style forward auth: `GET /` with `X-Forwarded-*`.
@@ -44,7 +44,7 @@ pub enum Door {
 
 /// What kind of request the client sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A browser navigation (`Accept: text/html`).
     Nav,
     /// A script (`Accept: application/json`).
@@ -52,27 +52,27 @@ pub enum Kind {
 }
 
 /// A cookie jar: gate cookie name → value.
-pub type Jar = BTreeMap<String, String>;
+pub(crate) type Jar = BTreeMap<String, String>;
 
 /// One answer as the client saw it.
 #[derive(Debug, Clone)]
-pub struct Resp {
+pub(crate) struct Resp {
     /// Status code.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Headers.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// Body text.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 impl Resp {
     /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Every `Set-Cookie` line.
-    pub fn set_cookies(&self) -> Vec<String> {
+    pub(crate) fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
             .iter()
@@ -82,7 +82,7 @@ impl Resp {
     }
 
     /// Gate session chunks this answer sets (name → value), deletions excluded.
-    pub fn session_chunks(&self) -> Jar {
+    pub(crate) fn session_chunks(&self) -> Jar {
         self.set_cookies()
             .iter()
             .filter(|l| !is_deletion(l))
@@ -92,7 +92,7 @@ impl Resp {
     }
 
     /// True when this answer deletes the first session chunk.
-    pub fn clears_session(&self) -> bool {
+    pub(crate) fn clears_session(&self) -> bool {
         self.set_cookies()
             .iter()
             .any(|l| is_deletion(l) && name_value(l).is_some_and(|(n, _)| n == SESSION_COOKIE))
@@ -111,9 +111,11 @@ fn is_deletion(line: &str) -> bool {
 }
 
 /// Applies the `Set-Cookie` lines of `resp` to `jar`.
-pub fn absorb(jar: &mut Jar, resp: &Resp) {
+pub(crate) fn absorb(jar: &mut Jar, resp: &Resp) {
     for line in resp.set_cookies() {
-        let Some((name, value)) = name_value(&line) else { continue };
+        let Some((name, value)) = name_value(&line) else {
+            continue;
+        };
         if is_deletion(&line) || value.is_empty() {
             jar.remove(&name);
         } else {
@@ -123,11 +125,11 @@ pub fn absorb(jar: &mut Jar, resp: &Resp) {
 }
 
 /// A gate serving on an ephemeral port; stopped when dropped.
-pub struct GateServer {
+pub(crate) struct GateServer {
     /// Listening address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// The engine (for its grant counter).
-    pub gate: oidcgate::gate::Gate,
+    pub(crate) gate: oidcgate::gate::Gate,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -144,21 +146,48 @@ impl Drop for GateServer {
 }
 
 /// Provider, upstream and gate of one test.
-pub struct Env {
+pub(crate) struct Env {
     /// The test provider.
-    pub idp: TestIdp,
+    pub(crate) idp: TestIdp,
     /// The gate.
-    pub gate: GateServer,
+    pub(crate) gate: GateServer,
     /// A codec with the gate's session settings (reads and mints cookies).
-    pub codec: SessionCodec,
+    pub(crate) codec: SessionCodec,
     /// The door the client uses.
-    pub door: Door,
+    pub(crate) door: Door,
+    cfg: oidcgate::config::Config,
+    caches: oidcgate::cache::Caches,
     _upstream: EchoUpstream,
     http: reqwest::Client,
 }
 
+/// Builds a gate around `caches` and serves it on an ephemeral port.
+async fn serve(cfg: &oidcgate::config::Config, caches: oidcgate::cache::Caches) -> GateServer {
+    let gate =
+        oidcgate::assemble(cfg, caches, Arc::new(oidcgate::clock::SystemClock)).expect("gate");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(oidcgate::run(
+        gate.clone(),
+        cfg.app.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    GateServer {
+        addr,
+        gate,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
 /// A provider whose access tokens live [`ACCESS_TTL`] and rotate on refresh.
-pub fn idp_config() -> IdpConfig {
+pub(crate) fn idp_config() -> IdpConfig {
     IdpConfig {
         access_token_ttl: ACCESS_TTL,
         id_token_ttl: Duration::from_secs(300),
@@ -169,7 +198,7 @@ pub fn idp_config() -> IdpConfig {
 
 impl Env {
     /// Starts everything; `extra` is appended to the gate's YAML.
-    pub async fn start(door: Door, idp: IdpConfig, extra: &str) -> Env {
+    pub(crate) async fn start(door: Door, idp: IdpConfig, extra: &str) -> Env {
         let idp = TestIdp::start(idp).await;
         let upstream = EchoUpstream::start().await;
         let mut yaml = format!(
@@ -189,13 +218,8 @@ impl Env {
         let cfg = oidcgate::config::Config::from_yaml(&yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
         let codec = SessionCodec::new(cfg.session.clone()).expect("session codec");
-        let gate = oidcgate::build_gate(&cfg, Arc::new(oidcgate::clock::SystemClock)).expect("gate");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(oidcgate::run(gate.clone(), cfg.app.clone(), listener, async {
-            let _ = rx.await;
-        }));
+        let caches = oidcgate::cache::Caches::memory();
+        let gate = serve(&cfg, caches.clone()).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -205,21 +229,24 @@ impl Env {
             .expect("client");
         Env {
             idp,
-            gate: GateServer {
-                addr,
-                gate,
-                shutdown: Some(tx),
-                task: Some(task),
-            },
+            gate,
             codec,
             door,
+            cfg,
+            caches,
             _upstream: upstream,
             http,
         }
     }
 
+    /// A second gate with the same configuration sharing this gate's caches
+    /// (another replica).
+    pub(crate) async fn replica(&self) -> GateServer {
+        serve(&self.cfg, self.caches.clone()).await
+    }
+
     /// The application origin as the client sees it.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match self.door {
             Door::Proxy => format!("http://{}", self.gate.addr),
             Door::ForwardAuth => format!("http://{APP_HOST}"),
@@ -228,7 +255,7 @@ impl Env {
 
     /// Logs the provider's current user in and stops right after the
     /// callback: the jar then holds a fresh session.
-    pub async fn login(&self) -> Jar {
+    pub(crate) async fn login(&self) -> Jar {
         let mut jar = Jar::new();
         let start = self.app(&jar, Kind::Nav, "/app/home").await;
         assert_eq!(start.status, StatusCode::FOUND, "login start: {start:?}");
@@ -258,13 +285,27 @@ impl Env {
         let done = self.app(&jar, Kind::Nav, &target).await;
         assert_eq!(done.status, StatusCode::FOUND, "callback: {done:?}");
         absorb(&mut jar, &done);
-        assert!(jar.contains_key(SESSION_COOKIE), "no session after the callback: {done:?}");
+        assert!(
+            jar.contains_key(SESSION_COOKIE),
+            "no session after the callback: {done:?}"
+        );
         jar
     }
 
     /// Sends one request to the application path `target` through the door.
-    pub async fn app(&self, jar: &Jar, kind: Kind, target: &str) -> Resp {
-        let gate = format!("http://{}", self.gate.addr);
+    pub(crate) async fn app(&self, jar: &Jar, kind: Kind, target: &str) -> Resp {
+        self.app_at(&self.gate, jar, kind, target).await
+    }
+
+    /// [`Env::app`] through the gate `via`.
+    pub(crate) async fn app_at(
+        &self,
+        via: &GateServer,
+        jar: &Jar,
+        kind: Kind,
+        target: &str,
+    ) -> Resp {
+        let gate = format!("http://{}", via.addr);
         let mut req = match self.door {
             Door::Proxy => self.http.get(format!("{gate}{target}")),
             Door::ForwardAuth => self
@@ -289,7 +330,10 @@ impl Env {
         if !cookies.is_empty() {
             req = req.header("cookie", cookies.join("; "));
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("GET {target}: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {target}: {e}"));
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
@@ -301,12 +345,12 @@ impl Env {
     }
 
     /// The session stored in `jar`.
-    pub fn session_in(&self, jar: &Jar) -> Session {
+    pub(crate) fn session_in(&self, jar: &Jar) -> Session {
         self.decode(jar).expect("the jar holds a readable session")
     }
 
     /// The session a response sets, if any.
-    pub fn session_set_by(&self, resp: &Resp) -> Option<Session> {
+    pub(crate) fn session_set_by(&self, resp: &Resp) -> Option<Session> {
         let chunks = resp.session_chunks();
         if chunks.is_empty() {
             return None;
@@ -325,7 +369,7 @@ impl Env {
     }
 
     /// A jar holding `session`, sealed with the gate's key.
-    pub fn jar_with(&self, session: &Session) -> Jar {
+    pub(crate) fn jar_with(&self, session: &Session) -> Jar {
         let lines = self
             .codec
             .store(session, &HeaderMap::new(), false, now())
@@ -342,12 +386,12 @@ impl Env {
 }
 
 /// Unix seconds.
-pub fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     oidcgate::clock::SystemClock.now()
 }
 
 /// True when `resp` sends a browser to the provider's authorization endpoint.
-pub fn is_login_redirect(env: &Env, resp: &Resp) -> bool {
+pub(crate) fn is_login_redirect(env: &Env, resp: &Resp) -> bool {
     resp.status == StatusCode::FOUND
         && resp
             .header("location")

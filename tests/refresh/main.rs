@@ -53,9 +53,15 @@ fn forwarded_user(env: &Env, resp: &Resp) -> String {
     match env.door {
         Door::Proxy => {
             let v: serde_json::Value = serde_json::from_str(&resp.body).expect("echo JSON");
-            v["headers"]["x-forwarded-user"].as_str().unwrap_or_default().to_owned()
+            v["headers"]["x-forwarded-user"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
         }
-        Door::ForwardAuth => resp.header("x-forwarded-user").unwrap_or_default().to_owned(),
+        Door::ForwardAuth => resp
+            .header("x-forwarded-user")
+            .unwrap_or_default()
+            .to_owned(),
     }
 }
 
@@ -77,13 +83,26 @@ fn assert_due(s: &Session) {
 
 fn assert_session_over(env: &Env, kind: Kind, r: &Resp) {
     match kind {
-        Kind::Nav => assert!(is_login_redirect(env, r), "navigation must go to the login: {r:?}"),
+        Kind::Nav => assert!(
+            is_login_redirect(env, r),
+            "navigation must go to the login: {r:?}"
+        ),
         Kind::Xhr => {
-            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "script must get 401: {r:?}");
-            assert!(r.header("location").is_none(), "no redirect for scripts: {r:?}");
+            assert_eq!(
+                r.status,
+                StatusCode::UNAUTHORIZED,
+                "script must get 401: {r:?}"
+            );
+            assert!(
+                r.header("location").is_none(),
+                "no redirect for scripts: {r:?}"
+            );
         }
     }
-    assert!(r.clears_session(), "the session cookies must be cleared: {r:?}");
+    assert!(
+        r.clears_session(),
+        "the session cookies must be cleared: {r:?}"
+    );
 }
 
 async fn stampede_on_one_session(door: Door) {
@@ -96,8 +115,15 @@ async fn stampede_on_one_session(door: Door) {
     let answers = burst(&env, &jar, STAMPEDE).await;
 
     let after = env.idp.counters();
-    assert_eq!(after.refresh_grants - before.refresh_grants, 1, "one grant for the stampede");
-    assert_eq!(after.failed_grants, before.failed_grants, "no refused grant");
+    assert_eq!(
+        after.refresh_grants - before.refresh_grants,
+        1,
+        "one grant for the stampede"
+    );
+    assert_eq!(
+        after.failed_grants, before.failed_grants,
+        "no refused grant"
+    );
     assert_eq!(env.gate.gate.refresh_grants(), 1);
     let mut fresh: Option<Session> = None;
     for (i, (kind, r)) in answers.iter().enumerate() {
@@ -109,15 +135,30 @@ async fn stampede_on_one_session(door: Door) {
         match &fresh {
             None => fresh = Some(s),
             Some(f) => {
-                assert_eq!(s.access_token, f.access_token, "request {i}: another access token");
-                assert_eq!(s.refresh_token, f.refresh_token, "request {i}: another refresh token");
+                assert_eq!(
+                    s.access_token, f.access_token,
+                    "request {i}: another access token"
+                );
+                assert_eq!(
+                    s.refresh_token, f.refresh_token,
+                    "request {i}: another refresh token"
+                );
             }
         }
     }
     let fresh = fresh.expect("answers");
-    assert_ne!(fresh.access_token, old.access_token, "the access token was renewed");
-    assert_ne!(fresh.refresh_token, old.refresh_token, "the provider rotated the refresh token");
-    assert_eq!(fresh.created_at, old.created_at, "the absolute lifetime counts from login");
+    assert_ne!(
+        fresh.access_token, old.access_token,
+        "the access token was renewed"
+    );
+    assert_ne!(
+        fresh.refresh_token, old.refresh_token,
+        "the provider rotated the refresh token"
+    );
+    assert_eq!(
+        fresh.created_at, old.created_at,
+        "the absolute lifetime counts from login"
+    );
     assert_eq!(fresh.sid, old.sid);
     assert_eq!(fresh.subject, old.subject);
     assert!(fresh.expires_at >= old.expires_at);
@@ -127,13 +168,21 @@ async fn stampede_on_one_session(door: Door) {
     for kind in [Kind::Xhr, Kind::Nav] {
         let late = env.app(&jar, kind, "/app/late").await;
         assert_eq!(late.status, StatusCode::OK, "late {kind:?}: {late:?}");
-        let s = env.session_set_by(&late).expect("late answer carries the session");
+        let s = env
+            .session_set_by(&late)
+            .expect("late answer carries the session");
         assert_eq!(s.access_token, fresh.access_token);
         assert_eq!(s.refresh_token, fresh.refresh_token);
     }
     let end = env.idp.counters();
-    assert_eq!(end.refresh_grants, after.refresh_grants, "no grant for late arrivals");
-    assert_eq!(end.failed_grants, before.failed_grants, "no invalid_grant for late arrivals");
+    assert_eq!(
+        end.refresh_grants, after.refresh_grants,
+        "no grant for late arrivals"
+    );
+    assert_eq!(
+        end.failed_grants, before.failed_grants,
+        "no invalid_grant for late arrivals"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,8 +200,10 @@ async fn distinct_due_sessions_refresh_in_parallel_without_cross_talk() {
     let env = Env::start(Door::Proxy, slow_idp(), "").await;
     let mut sessions = Vec::new();
     for i in 0..STAMPEDE {
-        env.idp
-            .set_user(TestUser::new(&format!("user-{i}"), &format!("user{i}@example.com")));
+        env.idp.set_user(TestUser::new(
+            &format!("user-{i}"),
+            &format!("user{i}@example.com"),
+        ));
         let jar = env.login().await;
         let s = env.session_in(&jar);
         assert_eq!(s.subject, format!("user-{i}"));
@@ -179,14 +230,24 @@ async fn distinct_due_sessions_refresh_in_parallel_without_cross_talk() {
     let mut access_tokens = BTreeSet::new();
     for (i, ((_, old), r)) in sessions.iter().zip(&answers).enumerate() {
         assert_eq!(r.status, StatusCode::OK, "session {i}: {r:?}");
-        assert_eq!(forwarded_user(&env, r), old.identifier, "session {i} reached the upstream as another user");
+        assert_eq!(
+            forwarded_user(&env, r),
+            old.identifier,
+            "session {i} reached the upstream as another user"
+        );
         let s = env.session_set_by(r).expect("refreshed session");
-        assert_eq!(s.subject, old.subject, "session {i} got another user's session");
+        assert_eq!(
+            s.subject, old.subject,
+            "session {i} got another user's session"
+        );
         assert_eq!(s.identifier, old.identifier);
         assert_eq!(s.sid, old.sid);
         assert_eq!(s.created_at, old.created_at);
         assert_ne!(s.refresh_token, old.refresh_token);
-        assert!(access_tokens.insert(s.access_token.clone()), "session {i} shares an access token");
+        assert!(
+            access_tokens.insert(s.access_token.clone()),
+            "session {i} shares an access token"
+        );
     }
 }
 
@@ -201,7 +262,11 @@ async fn invalid_grant_under_concurrency_ends_the_session_with_one_grant() {
     let answers = burst(&env, &jar, 20).await;
 
     let after = env.idp.counters();
-    assert_eq!(after.refresh_grants - before.refresh_grants, 1, "one grant for the burst");
+    assert_eq!(
+        after.refresh_grants - before.refresh_grants,
+        1,
+        "one grant for the burst"
+    );
     for (kind, r) in &answers {
         assert_session_over(&env, *kind, r);
     }
@@ -225,6 +290,33 @@ async fn invalid_grant_in_forward_auth_sends_browsers_to_login() {
     assert_session_over(&env, Kind::Xhr, &xhr);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_on_one_replica_ends_the_session_on_the_other() {
+    let env = Env::start(Door::Proxy, idp_config(), "").await;
+    let other = env.replica().await;
+    let jar = env.login().await;
+    let rt = env.session_in(&jar).refresh_token.expect("refresh token");
+    env.idp.revoke_refresh_token(&rt);
+    let before = env.idp.counters();
+
+    let r = env.app(&jar, Kind::Xhr, "/app/page").await;
+    assert_session_over(&env, Kind::Xhr, &r);
+    // The other replica asks the provider itself (no result was shared)
+    // and gets the same answer.
+    for kind in [Kind::Xhr, Kind::Nav] {
+        let r = env.app_at(&other, &jar, kind, "/app/page").await;
+        assert_session_over(&env, kind, &r);
+    }
+    let after = env.idp.counters();
+    let grants = after.refresh_grants - before.refresh_grants;
+    assert!(grants >= 2, "both replicas asked the provider: {grants}");
+    assert_eq!(
+        after.failed_grants - before.failed_grants,
+        grants,
+        "every grant was refused"
+    );
+}
+
 const BREAKER: &str = "refreshBreakerThreshold: 3\nrefreshBreakerOpenSeconds: 2";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,8 +333,15 @@ async fn transient_failure_with_a_valid_token_keeps_the_old_session() {
             assert!(!r.clears_session(), "the session stays: {r:?}");
         }
         let after = env.idp.counters();
-        assert_eq!(after.failed_grants - before.failed_grants, 1, "{fault:?}: one attempt");
-        assert_eq!(after.refresh_grants, before.refresh_grants, "cooling down: no retry");
+        assert_eq!(
+            after.failed_grants - before.failed_grants,
+            1,
+            "{fault:?}: one attempt"
+        );
+        assert_eq!(
+            after.refresh_grants, before.refresh_grants,
+            "cooling down: no retry"
+        );
     }
 }
 
@@ -255,13 +354,27 @@ async fn transient_failure_with_an_expired_token_answers_503() {
         env.idp.inject(Endpoint::Token, fault, 1);
         for kind in [Kind::Xhr, Kind::Nav] {
             let r = env.app(&jar, kind, "/app/page").await;
-            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{fault:?} {kind:?}: {r:?}");
+            assert_eq!(
+                r.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{fault:?} {kind:?}: {r:?}"
+            );
             assert!(r.header("retry-after").is_some(), "Retry-After: {r:?}");
-            assert!(!r.clears_session(), "an outage does not end the session: {r:?}");
+            assert!(
+                !r.clears_session(),
+                "an outage does not end the session: {r:?}"
+            );
         }
         let after = env.idp.counters();
-        assert_eq!(after.failed_grants - before.failed_grants, 1, "{fault:?}: one attempt");
-        assert_eq!(after.refresh_grants, before.refresh_grants, "cooling down: no retry");
+        assert_eq!(
+            after.failed_grants - before.failed_grants,
+            1,
+            "{fault:?}: one attempt"
+        );
+        assert_eq!(
+            after.refresh_grants, before.refresh_grants,
+            "cooling down: no retry"
+        );
     }
 }
 
@@ -286,12 +399,27 @@ async fn breaker_opens_after_the_threshold_and_recovers() {
 
     // While open, no grant reaches the provider.
     let r = env.app(&jars[3], Kind::Xhr, "/app/page").await;
-    assert_eq!(r.status, StatusCode::OK, "valid token passes while open: {r:?}");
-    assert!(r.session_chunks().is_empty(), "not refreshed while open: {r:?}");
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "valid token passes while open: {r:?}"
+    );
+    assert!(
+        r.session_chunks().is_empty(),
+        "not refreshed while open: {r:?}"
+    );
     let r = env.app(&late_expired, Kind::Xhr, "/app/page").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "expired token while open: {r:?}");
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "expired token while open: {r:?}"
+    );
     assert!(r.header("retry-after").is_some());
-    assert_eq!(env.idp.counters(), opened, "the open breaker sent nothing to the provider");
+    assert_eq!(
+        env.idp.counters(),
+        opened,
+        "the open breaker sent nothing to the provider"
+    );
 
     // After the open period one probe goes through, succeeds, and closes it.
     let deadline = tokio::time::Instant::now() + BREAKER_POLL_LIMIT;
@@ -301,17 +429,27 @@ async fn breaker_opens_after_the_threshold_and_recovers() {
         if env.session_set_by(&r).is_some() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the breaker never closed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the breaker never closed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let probed = env.idp.counters();
-    assert_eq!(probed.refresh_grants - opened.refresh_grants, 1, "exactly one probe");
+    assert_eq!(
+        probed.refresh_grants - opened.refresh_grants,
+        1,
+        "exactly one probe"
+    );
     assert_eq!(probed.failed_grants, opened.failed_grants);
 
     // Closed: other sessions refresh again.
     let r = env.app(&late_expired, Kind::Xhr, "/app/page").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    assert!(env.session_set_by(&r).is_some(), "refreshed after recovery: {r:?}");
+    assert!(
+        env.session_set_by(&r).is_some(),
+        "refreshed after recovery: {r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -331,19 +469,31 @@ async fn invalid_grant_never_opens_the_breaker() {
         let rt = env.session_in(jar).refresh_token.expect("refresh token");
         env.idp.revoke_refresh_token(&rt);
     }
-    env.idp.inject(Endpoint::Token, Fault::OAuthError("invalid_grant"), 2);
+    env.idp
+        .inject(Endpoint::Token, Fault::OAuthError("invalid_grant"), 2);
     let before = env.idp.counters();
-    for jar in &jars[..4] {
-        let r = env.app(jar, Kind::Xhr, "/app/page").await;
+    // Sessions 2 and 3 meet the injected refusals, 0 and 1 their revocation.
+    for i in [2, 3, 0, 1] {
+        let r = env.app(&jars[i], Kind::Xhr, "/app/page").await;
         assert_session_over(&env, Kind::Xhr, &r);
     }
     let refused = env.idp.counters();
-    assert_eq!(refused.failed_grants - before.failed_grants, 4, "four refused grants");
+    assert_eq!(
+        refused.failed_grants - before.failed_grants,
+        4,
+        "four refused grants"
+    );
 
     let r = env.app(&jars[4], Kind::Xhr, "/app/page").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    assert!(env.session_set_by(&r).is_some(), "another user still refreshes: {r:?}");
-    assert_eq!(env.idp.counters().refresh_grants - refused.refresh_grants, 1);
+    assert!(
+        env.session_set_by(&r).is_some(),
+        "another user still refreshes: {r:?}"
+    );
+    assert_eq!(
+        env.idp.counters().refresh_grants - refused.refresh_grants,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +505,10 @@ async fn refresh_token_age_limit() {
     let before = env.idp.counters();
     let r = env.app(&jar, Kind::Xhr, "/app/page").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(env.session_set_by(&r).is_some(), "refreshed within the window: {r:?}");
+    assert!(
+        env.session_set_by(&r).is_some(),
+        "refreshed within the window: {r:?}"
+    );
     assert_eq!(env.idp.counters().refresh_grants - before.refresh_grants, 1);
 
     // Beyond the window: over at once, without asking the provider.
@@ -368,7 +521,10 @@ async fn refresh_token_age_limit() {
         assert_session_over(&env, kind, &r);
     }
     let after = env.idp.counters();
-    assert_eq!(after.refresh_grants, before.refresh_grants, "no grant for a too old token");
+    assert_eq!(
+        after.refresh_grants, before.refresh_grants,
+        "no grant for a too old token"
+    );
     assert_eq!(after.failed_grants, before.failed_grants);
 
     // A legacy session without issue time gets one attempt, which succeeds
@@ -387,7 +543,8 @@ async fn refresh_token_age_limit() {
     // A legacy session whose one attempt is refused is over.
     let mut s = env.session_in(&env.login().await);
     s.refresh_token_issued_at = None;
-    env.idp.revoke_refresh_token(s.refresh_token.as_deref().expect("rt"));
+    env.idp
+        .revoke_refresh_token(s.refresh_token.as_deref().expect("rt"));
     let legacy = env.jar_with(&s);
     let before = env.idp.counters();
     let r = env.app(&legacy, Kind::Xhr, "/app/page").await;
@@ -417,7 +574,10 @@ async fn refresh_keeps_the_absolute_session_lifetime() {
     let r = env.app(&old, Kind::Xhr, "/app/page").await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     let fresh = env.session_set_by(&r).expect("refreshed");
-    assert_eq!(fresh.created_at, s.created_at, "created_at survives the refresh");
+    assert_eq!(
+        fresh.created_at, s.created_at,
+        "created_at survives the refresh"
+    );
     let max_age: u64 = r
         .set_cookies()
         .iter()
@@ -428,5 +588,8 @@ async fn refresh_keeps_the_absolute_session_lifetime() {
         })
         .and_then(|v| v.parse().ok())
         .expect("Max-Age");
-    assert!(max_age <= 100, "the cookie lives only for the rest of the session: {max_age}");
+    assert!(
+        max_age <= 100,
+        "the cookie lives only for the rest of the session: {max_age}"
+    );
 }

@@ -43,6 +43,7 @@ fn session(token_len: usize) -> Session {
         refresh_token: Some("r".repeat(token_len)),
         refresh_token_issued_at: Some(NOW),
         expires_at: NOW + 300,
+        server_secret: None,
     }
 }
 
@@ -415,6 +416,7 @@ fn absolute_lifetime() {
     let refreshed = Session {
         access_token: Some("new".into()),
         expires_at: NOW + 7200,
+        server_secret: None,
         ..s
     };
     let jar = stored(&c, &refreshed);
