@@ -77,7 +77,13 @@ fn errors(s: &CacheStats) -> u64 {
 /// Runs `total` operations split over `clients` tasks; returns ops/s, the
 /// sorted per-operation latencies in nanoseconds and the number of
 /// operations that returned what was expected.
-async fn phase(caches: &Caches, keys: &Arc<Vec<CacheKey>>, op: Op, clients: usize, total: usize) -> (f64, Vec<u64>, usize) {
+async fn phase(
+    caches: &Caches,
+    keys: &Arc<Vec<CacheKey>>,
+    op: Op,
+    clients: usize,
+    total: usize,
+) -> (f64, Vec<u64>, usize) {
     let per = total / clients;
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)

@@ -51,9 +51,7 @@ async fn main() {
                 let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
                 });
-                let _ = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     };

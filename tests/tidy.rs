@@ -1,7 +1,10 @@
 //! Code-base checks that run as ordinary tests: module docs, the allowed
 //! dependency direction between modules, and no leftover debugging macros.
 
-#![allow(clippy::unwrap_used, reason = "test support: a failed unwrap is a failed test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support: a failed unwrap is a failed test"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

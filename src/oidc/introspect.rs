@@ -44,9 +44,8 @@ pub(crate) async fn introspect(
              (check clientID, clientSecret and clientAuthMethod)"
         )));
     }
-    let answer: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| {
-        Error::ProviderInvalid("introspection answer is not a JSON object".into())
-    })?;
+    let answer: Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|_| Error::ProviderInvalid("introspection answer is not a JSON object".into()))?;
     if !answer.get("active").is_some_and(Value::is_boolean) {
         return Err(Error::ProviderInvalid(
             "introspection answer has no boolean `active`".into(),

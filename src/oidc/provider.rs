@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::discovery::{ProviderMetadata, discover};
-use super::introspect;
 use super::http::{HttpSettings, build_client};
+use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
 use super::token::{ClientAuthMethod, ClientCredentials, TokenResponse, grant};
 use super::verify::{
@@ -216,7 +216,12 @@ impl Provider {
         strict_typ: bool,
     ) -> Result<VerifiedAccessToken, Error> {
         let header = verify::precheck(raw, &self.settings.allowed_algs)?;
-        if strict_typ && !header.typ.as_deref().is_none_or(verify::is_access_token_typ) {
+        if strict_typ
+            && !header
+                .typ
+                .as_deref()
+                .is_none_or(verify::is_access_token_typ)
+        {
             return Err(Error::TokenMalformed("typ is not a JWT access token"));
         }
         let d = self.discovered().await?;

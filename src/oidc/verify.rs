@@ -421,10 +421,23 @@ mod tests {
 
     #[test]
     fn access_token_typ() {
-        for ok in ["JWT", "jwt", "at+jwt", "application/at+JWT", "application/jwt"] {
+        for ok in [
+            "JWT",
+            "jwt",
+            "at+jwt",
+            "application/at+JWT",
+            "application/jwt",
+        ] {
             assert!(is_access_token_typ(ok), "{ok}");
         }
-        for bad in ["logout+jwt", "dpop+jwt", "", "application/", "JOSE", "at+jwt2"] {
+        for bad in [
+            "logout+jwt",
+            "dpop+jwt",
+            "",
+            "application/",
+            "JOSE",
+            "at+jwt2",
+        ] {
             assert!(!is_access_token_typ(bad), "{bad}");
         }
     }
