@@ -4,8 +4,9 @@
 # REPS times, back to back, `redis-benchmark -t get,set -c CLIENTS -n
 # REQUESTS -q` and the `bench_cache` example (the `Caches` API, same client
 # count and total) in redis, hybrid and memory modes (memory needs no server;
-# its ratio only says how far the API is from the network). Prints every run
-# and a summary with the median ratios.
+# its ratio only says how far the API is from the network). redis-benchmark
+# also runs with `-P 16` (pipelined) as an upper bound for a multiplexing
+# client. Prints every run and a summary with the median ratios.
 #
 # Usage: bench/cache.sh
 # Environment: REPS (3), CLIENTS (32), REQUESTS (200000), POOL (the
@@ -66,13 +67,21 @@ POOL_ARG=()
 RESULTS="$WORK/results"
 : >"$RESULTS"
 for rep in $(seq "$REPS"); do
-    out=$(timeout "$LIMIT" "${LOAD[@]}" redis-benchmark -p "$PORT" -t get,set -c "$CLIENTS" -n "$REQUESTS" -q 2>&1 | tr '\r' '\n')
-    # Lines look like "SET: 123456.79 requests per second, p50=0.135 msec".
-    for op in SET GET; do
-        line=$(grep "^$op: " <<<"$out" | tail -1)
-        rps=$(awk '{print $2}' <<<"$line")
-        p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$line")
-        echo "$rep redis-benchmark ${op,,} $rps ${p50:-?}" | tee -a "$RESULTS" >&2
+    # The baseline, then the same with 16-deep pipelining: an upper bound
+    # for a client that multiplexes many callers over few connections.
+    for pipeline in 1 16; do
+        who=redis-benchmark
+        [[ $pipeline == 1 ]] || who=redis-benchmark-P$pipeline
+        out=$(timeout "$LIMIT" "${LOAD[@]}" redis-benchmark -p "$PORT" -t get,set -c "$CLIENTS" \
+            -n "$REQUESTS" -P "$pipeline" -q 2>&1 | tr '\r' '\n')
+        # Lines look like "SET: 123456.79 requests per second, p50=0.135 msec".
+        for op in SET GET; do
+            line=$(grep "^$op: " <<<"$out" | tail -1)
+            rps=$(awk '{print $2}' <<<"$line")
+            p50=$(sed -n 's/.*p50=\([0-9.]*\).*/\1/p' <<<"$line")
+            p50=$(awk -v m="${p50:-0}" 'BEGIN {printf "%.1f", m * 1000}')
+            echo "$rep $who ${op,,} $rps $p50" | tee -a "$RESULTS" >&2
+        done
     done
     out=$(timeout "$LIMIT" "${LOAD[@]}" "$BIN/examples/bench_cache" --redis "127.0.0.1:$PORT" \
         --modes redis,hybrid,memory --clients "$CLIENTS" --requests "$REQUESTS" "${POOL_ARG[@]}")
@@ -80,7 +89,7 @@ for rep in $(seq "$REPS"); do
     grep -q 'errors=[1-9]' <<<"$out" && echo "cache.sh: errors reported; this run is not valid" >&2
     awk -v rep="$rep" '{
         for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-        printf "%s caches-%s %s %s %.3f\n", rep, f["mode"], f["op"], f["ops_per_sec"], f["p50_us"] / 1000
+        printf "%s caches-%s %s %s %.1f\n", rep, f["mode"], f["op"], f["ops_per_sec"], f["p50_us"]
     }' <<<"$out" >>"$RESULTS"
 done
 
@@ -88,7 +97,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 echo
 echo "nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); -c $CLIENTS -n $REQUESTS; $REPS repetitions; pinning: ${SRV[*]:-none} / ${LOAD[*]:-none}"
 echo
-echo "| client | op | ops/s (median) | p50 ms (median) | ratio to redis-benchmark (median of per-rep ratios) |"
+echo "| client | op | ops/s (median) | p50 µs (median) | ratio to redis-benchmark (median of per-rep ratios) |"
 echo "|---|---|---:|---:|---:|"
 awk '{print $2, $3}' "$RESULTS" | sort -u | while read -r who op; do
     base_op=$op

@@ -7,13 +7,17 @@
 //! Each stampede iteration feeds on the previous one's result: the refreshed
 //! session is due again (access tokens live less than the grace period) and
 //! holds the rotated refresh token, so every iteration costs one real grant.
-//! The grants issued per iteration are printed after each stampede bench.
+//! The grants issued per stampede are printed after the table.
+//!
+//! `late_arrival_reuses_result` is the path of a request that still carries
+//! the pre-refresh cookie after the refresh finished: the cached result is
+//! sealed into a new cookie, with no grant.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use divan::Bencher;
@@ -28,8 +32,14 @@ use tokio::runtime::Runtime;
 const HOST: &str = "app.bench";
 const KEY: &str = "refresh-bench-session-key-0123456789abcdef";
 
+/// One line per stampede bench: stampedes run and grants the provider saw.
+static GRANT_REPORT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 fn main() {
     divan::main();
+    for line in GRANT_REPORT.lock().unwrap().iter() {
+        println!("{line}");
+    }
 }
 
 struct Fixture {
@@ -163,7 +173,7 @@ impl Fixture {
     }
 }
 
-#[divan::bench]
+#[divan::bench(sample_count = 200, sample_size = 20)]
 fn warm_valid_session(bencher: Bencher) {
     let fx = fixture(Duration::from_secs(3600));
     let cookie = fx.login();
@@ -174,6 +184,25 @@ fn warm_valid_session(bencher: Bencher) {
         d
     });
     assert_eq!(fx.gate.refresh_grants(), 0);
+}
+
+#[divan::bench(sample_count = 200, sample_size = 20)]
+fn late_arrival_reuses_result(bencher: Bencher) {
+    let fx = fixture(Duration::from_secs(20));
+    let old = view("/app", &fx.login());
+    let first = fx.rt.block_on(fx.gate.decide(&old));
+    assert!(matches!(&first, Decision::Allow(a) if !a.set_cookies.is_empty()));
+    let grants = fx.idp.counters().refresh_grants;
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
+        let d = fx.rt.block_on(fx.gate.decide(&old));
+        assert!(matches!(&d, Decision::Allow(a) if !a.set_cookies.is_empty()));
+        d
+    });
+    assert_eq!(
+        fx.idp.counters().refresh_grants,
+        grants,
+        "no grant for late arrivals"
+    );
 }
 
 #[divan::bench(args = [1, 10, 50, 200], sample_count = 20, sample_size = 1)]
@@ -205,8 +234,8 @@ fn stampede_one_due_session(bencher: Bencher, n: usize) {
     let grants = fx.idp.counters().refresh_grants - grants_before;
     let iterations = *iterations.borrow();
     assert_eq!(grants, iterations, "one grant per stampede");
-    eprintln!(
-        "stampede n={n}: {iterations} stampedes, {grants} grants at the provider ({} requests)",
+    GRANT_REPORT.lock().unwrap().push(format!(
+        "stampede n={n}: {iterations} stampedes, {} requests, {grants} grants at the provider",
         iterations * n as u64
-    );
+    ));
 }

@@ -254,6 +254,13 @@ fn is_b64token(t: &str) -> bool {
         })
 }
 
+/// True when `token` has the three segments of a compact JWS (some possibly
+/// empty): it is judged as a JWT, so an unsigned or damaged JWT is refused
+/// for what it is and never sent to introspection.
+fn is_compact_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
 /// Why authentication stopped: the token's fault (401) or not (the error's
 /// own status).
 enum Failure {
@@ -299,9 +306,10 @@ fn token_key(token: &str) -> CacheKey {
     CacheKey::hashed(&format!("bearer {token}"))
 }
 
-/// The revocation marker of a token.
-fn revoked_token_key(token: &str) -> CacheKey {
-    CacheKey::hashed(&format!("revoked-token {token}"))
+/// The revocation marker of a token, derived from its [`token_key`] so the
+/// token is hashed once per request.
+fn revoked_token_key(token_key: &CacheKey) -> CacheKey {
+    CacheKey::hashed(&format!("revoked-token {}", token_key.as_str()))
 }
 
 /// The revocation marker of a `jti`.
@@ -497,8 +505,8 @@ impl Gate {
             tracing::debug!(client = %ip, retry_after, "bearer request refused: address penalised");
             return Err(Error::BearerThrottled { retry_after });
         }
-        let (outcome, hash) = match presented {
-            Presented::Token(t) => (self.authenticate_bearer(t).await, Some(TokenHash::of(t))),
+        let (outcome, token) = match presented {
+            Presented::Token(t) => (self.authenticate_bearer(t).await, Some(t)),
             Presented::Refused(r) => (Err(Failure::Reject(r)), None),
         };
         match outcome {
@@ -515,7 +523,7 @@ impl Gate {
             }
             Err(Failure::Reject(reason)) => {
                 let penalised = throttle.failure(ip);
-                match hash {
+                match token.map(TokenHash::of) {
                     Some(h) => {
                         tracing::debug!(token = %h, client = %ip, %reason, "bearer token refused")
                     }
@@ -559,7 +567,7 @@ impl Gate {
             max_age: s.max_token_age,
         };
         let key = token_key(token);
-        let claims = if oidc::Provider::looks_like_jwt(token) {
+        let claims = if is_compact_jws(token) {
             let claims = self.jwt_claims(token, &key, &x).await?;
             if s.require_introspection {
                 let answer = self.introspected(token, &key, &x).await?;
@@ -573,7 +581,7 @@ impl Gate {
         } else {
             return Err(BearerReject::Opaque.into());
         };
-        self.check_revoked(token, claims.get("jti").and_then(Value::as_str))
+        self.check_revoked(&key, claims.get("jti").and_then(Value::as_str))
             .await?;
         inner
             .policy
@@ -670,8 +678,8 @@ impl Gate {
     /// Refuses a revoked token or `jti`. A revocation store that cannot
     /// answer refuses the request with 503 rather than accepting a token
     /// that may be revoked.
-    async fn check_revoked(&self, token: &str, jti: Option<&str>) -> Result<(), Failure> {
-        let mut keys = vec![revoked_token_key(token)];
+    async fn check_revoked(&self, key: &CacheKey, jti: Option<&str>) -> Result<(), Failure> {
+        let mut keys = vec![revoked_token_key(key)];
         keys.extend(jti.map(revoked_jti_key));
         match self
             .inner
@@ -704,15 +712,15 @@ impl Gate {
     pub async fn revoke_token(&self, token: &str) -> Result<(), crate::cache::Error> {
         let caches = &self.inner.caches;
         let ttl = self.revocation_ttl();
+        let key = token_key(token);
         caches
             .set(
                 Namespace::Revoked,
-                &revoked_token_key(token),
+                &revoked_token_key(&key),
                 &self.now(),
                 ttl,
             )
             .await?;
-        let key = token_key(token);
         for ns in [Namespace::VerifiedClaims, Namespace::Introspection] {
             if let Err(e) = caches.delete(ns, &key).await {
                 tracing::debug!(error = %e, namespace = %ns, "cached token entry not dropped");
@@ -808,7 +816,13 @@ mod tests {
     #[test]
     fn jwt_claim_rules() {
         let x = expect();
-        let cases: &[(&str, Value, Option<&str>, Result<(), BearerReject>)] = &[
+        type Row = (
+            &'static str,
+            Value,
+            Option<&'static str>,
+            Result<(), BearerReject>,
+        );
+        let cases: &[Row] = &[
             ("valid", json!({}), Some("at+jwt"), Ok(())),
             (
                 "wrong iss",
@@ -999,6 +1013,15 @@ mod tests {
         assert_eq!(d.max_token_age, Duration::from_secs(86_400));
         assert_eq!(d.throttle.threshold, 20);
         assert_eq!(d.introspection_cache_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn compact_jws_shape_decides_the_path() {
+        assert!(is_compact_jws("a.b.c"));
+        assert!(is_compact_jws("a.b."), "unsigned JWTs are judged as JWTs");
+        assert!(!is_compact_jws("opaque-token"));
+        assert!(!is_compact_jws("a.b"));
+        assert!(!is_compact_jws("a.b.c.d"));
     }
 
     #[test]

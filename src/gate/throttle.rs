@@ -10,9 +10,11 @@
 //! addresses that failed get an entry. It is bounded: when it reaches its
 //! capacity, one caller sweeps it down to a low-water mark, dropping idle
 //! entries first, then the least recently seen, and penalised entries last.
-//! Time comes from the injected [`Clock`].
+//! IPv6 clients are counted per /64 network, the block one subscriber
+//! usually holds, so rotating addresses inside it does not reset the count.
+//! Time comes from the injected [`Clock`](crate::clock::Clock).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,8 +79,22 @@ impl std::fmt::Debug for Throttle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle")
             .field("settings", &self.settings)
-            .field("entries", &self.entries.len())
+            .field("entries", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The key of `ip` in the table: IPv4 addresses as they are, IPv6 addresses
+/// by their /64 network.
+fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(
+                u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
+            )),
+        },
+        v4 => v4,
     }
 }
 
@@ -103,6 +119,7 @@ impl Throttle {
     /// `Err(seconds)` while `ip` is penalised: the whole seconds left,
     /// rounded up (at least 1), for `Retry-After`.
     pub(crate) fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let ip = bucket(ip);
         let map = self.entries.pin();
         let Some(e) = map.get(&ip) else {
             return Ok(());
@@ -119,6 +136,7 @@ impl Throttle {
     /// Counts one refused token from `ip`; returns true when this failure
     /// started a penalty.
     pub(crate) fn failure(&self, ip: IpAddr) -> bool {
+        let ip = bucket(ip);
         let now = self.clock.now_ms();
         let entry = {
             let map = self.entries.pin();
@@ -164,6 +182,7 @@ impl Throttle {
     /// Clears the failure count of `ip` after an accepted token. A running
     /// penalty is kept.
     pub(crate) fn success(&self, ip: IpAddr) {
+        let ip = bucket(ip);
         let map = self.entries.pin();
         if let Some(e) = map.get(&ip) {
             e.failures.store(0, Ordering::Release);
@@ -309,6 +328,22 @@ mod tests {
         clock.advance(61);
         t.failure(ip(100));
         assert_eq!(t.len(), 1, "idle entries are dropped by the sweep");
+    }
+
+    #[test]
+    fn ipv6_is_counted_per_64() {
+        let (_clock, t) = table(2, 100);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        t.failure(a);
+        assert!(t.failure(b), "same /64, same count");
+        assert!(t.check(a).is_err());
+        assert_eq!(t.check(other), Ok(()));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        t.failure(mapped);
+        t.failure(ip(1));
+        assert!(t.check(ip(1)).is_err(), "mapped IPv4 counts as IPv4");
     }
 
     #[test]
