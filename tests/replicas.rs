@@ -20,6 +20,7 @@ use testkit::{IdpConfig, TestIdp};
 
 struct Replica {
     base: String,
+    gate: oidcgate::gate::Gate,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -49,11 +50,17 @@ async fn replica_with(
     let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
     let gate = oidcgate::build(&cfg, Arc::new(SystemClock)).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(oidcgate::run(gate, cfg.app.clone(), listener, async {
-        let _ = rx.await;
-    }));
+    tokio::spawn(oidcgate::run(
+        gate.clone(),
+        cfg.app.clone(),
+        listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
     Replica {
         base: format!("http://127.0.0.1:{port}"),
+        gate,
         _stop: tx,
     }
 }
@@ -275,4 +282,44 @@ async fn server_side_sessions_keep_tokens_out_of_the_cookie_and_the_store() {
     .await;
     assert!(user_seen(&c, &a, &mut kept.clone()).await.is_none());
     assert_eq!(cli(&["EXISTS", &session_key]).trim(), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bearer_revocation_on_one_replica_is_enforced_on_the_other() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let extra = "enableBearerAuth: true\naudience: api://default\n";
+    let a = replica_with(&idp, &up, &redis, extra).await;
+    let b = replica_with(&idp, &up, &redis, extra).await;
+    let c = client();
+    let token = idp.client_credentials_token("api://default");
+    let call = |base: String| {
+        let c = c.clone();
+        let token = token.clone();
+        async move {
+            c.get(format!("{base}/api"))
+                .bearer_auth(token)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Warm A's claims cache first: the revocation must beat a cached "valid".
+    assert_eq!(call(a.base.clone()).await, 200);
+    assert_eq!(call(b.base.clone()).await, 200);
+    b.gate.revoke_token(&token).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    loop {
+        if call(a.base.clone()).await == 401 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "revocation on B not enforced on A within 100 ms"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
