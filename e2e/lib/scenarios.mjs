@@ -5,7 +5,8 @@
 // Input (environment): E2E_CONFIG, a JSON file written by ./run:
 //   { idp, echo, doors: [{ name, origin, kind, gate }], gates: { name: "ok" | reason },
 //     rp: { clientId, secret, redirectUri }, m2m: { clientId, secret, audience },
-//     account: { username, password, email, group }, paths: {...}, accessTokenTTL }
+//     account: { username, password, email, group }, paths: {...}, accessTokenTTL,
+//     refresh, refreshBurst: { door, origin, gate, clientId, ttl, requests } }
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';

@@ -145,6 +145,12 @@ impl Drop for GateServer {
     }
 }
 
+/// A login between the provider and the callback.
+pub(crate) struct PendingLogin {
+    jar: Jar,
+    target: String,
+}
+
 /// Provider, upstream and gate of one test.
 pub(crate) struct Env {
     /// The test provider.
@@ -256,6 +262,13 @@ impl Env {
     /// Logs the provider's current user in and stops right after the
     /// callback: the jar then holds a fresh session.
     pub(crate) async fn login(&self) -> Jar {
+        let pending = self.begin_login().await;
+        self.finish_login(pending).await
+    }
+
+    /// The first half of [`Env::login`]: the provider has authenticated its
+    /// current user and sent the client back towards the callback.
+    pub(crate) async fn begin_login(&self) -> PendingLogin {
         let mut jar = Jar::new();
         let start = self.app(&jar, Kind::Nav, "/app/home").await;
         assert_eq!(start.status, StatusCode::FOUND, "login start: {start:?}");
@@ -282,6 +295,12 @@ impl Env {
             Some(q) => format!("{}?{q}", callback.path()),
             None => callback.path().to_owned(),
         };
+        PendingLogin { jar, target }
+    }
+
+    /// The second half of [`Env::login`]: the callback (code exchange).
+    pub(crate) async fn finish_login(&self, pending: PendingLogin) -> Jar {
+        let PendingLogin { mut jar, target } = pending;
         let done = self.app(&jar, Kind::Nav, &target).await;
         assert_eq!(done.status, StatusCode::FOUND, "callback: {done:?}");
         absorb(&mut jar, &done);

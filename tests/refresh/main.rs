@@ -198,13 +198,20 @@ async fn stampede_on_one_due_session_makes_one_grant_forward_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distinct_due_sessions_refresh_in_parallel_without_cross_talk() {
     let env = Env::start(Door::Proxy, slow_idp(), "").await;
-    let mut sessions = Vec::new();
+    // The provider logs in its current user at /authorize: one user after
+    // the other there, then every callback (code exchange) at once.
+    let mut pending = Vec::new();
     for i in 0..STAMPEDE {
         env.idp.set_user(TestUser::new(
             &format!("user-{i}"),
             &format!("user{i}@example.com"),
         ));
-        let jar = env.login().await;
+        pending.push(env.begin_login().await);
+    }
+    let jars =
+        futures_util::future::join_all(pending.into_iter().map(|p| env.finish_login(p))).await;
+    let mut sessions = Vec::new();
+    for (i, jar) in jars.into_iter().enumerate() {
         let s = env.session_in(&jar);
         assert_eq!(s.subject, format!("user-{i}"));
         assert_due(&s);
