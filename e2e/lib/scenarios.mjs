@@ -217,6 +217,36 @@ async function idpClientCredentials(t, discovery) {
   return { detail: `JWT at+jwt aud=${payload.aud} ttl=${payload.exp - payload.iat}s` };
 }
 
+// Machine-to-machine: a client_credentials JWT from the provider passes the
+// gate (bearer path) and reaches the upstream as its client; a forged copy
+// (signature bytes changed) is refused with an RFC 6750 challenge.
+async function bearer(t, door, discovery) {
+  const { m2m } = cfg;
+  const tok = await tokenRequest(discovery, m2m, { grant_type: 'client_credentials', scope: 'api:read' }, t);
+  ensure(tok.status === 200 && tok.json?.access_token, `client_credentials ${tok.status}`, t.trace);
+  const token = tok.json.access_token;
+  const headers = { ...XHR_HEADERS, Authorization: `Bearer ${token}` };
+  const ok = await navigate(`${door.origin}/app/api/m2m`, { jar: new CookieJar(), headers, follow: false, trace: t.trace });
+  const echo = echoOf(ok.res);
+  ensure(echo, `valid client_credentials token answered ${ok.res.status}, not the upstream`, t.trace);
+  const user = hdr(echo, 'x-forwarded-user');
+  ensure(user.includes(m2m.clientId), `upstream X-Forwarded-User ${JSON.stringify(user)}, expected ${m2m.clientId}`, t.trace);
+  const parts = token.split('.');
+  const sig = parts[2];
+  const flipped = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+  const forged = [parts[0], parts[1], flipped].join('.');
+  const before = (await getJSON(`${cfg.echo}/__echo/stats`)).json.total;
+  const bad = await navigate(`${door.origin}/app/api/m2m`, {
+    jar: new CookieJar(), headers: { ...XHR_HEADERS, Authorization: `Bearer ${forged}` }, follow: false, trace: t.trace,
+  });
+  ensure(bad.res.status === 401, `forged token answered ${bad.res.status}, expected 401`, t.trace);
+  const challenge = bad.res.headers['www-authenticate'] || '';
+  ensure(/^Bearer /.test(challenge) && challenge.includes('invalid_token'), `challenge ${JSON.stringify(challenge)}`, t.trace);
+  const after = (await getJSON(`${cfg.echo}/__echo/stats`)).json.total;
+  ensure(after === before, 'the upstream was reached with a forged token', t.trace);
+  return { detail: `valid JWT → 200 as ${m2m.clientId}; forged → 401 invalid_token` };
+}
+
 async function proxyRouting(t, door) {
   const nav = await navigate(`${door.origin}/__noauth/ping?door=${door.name}`, { headers: XHR_HEADERS, follow: false, trace: t.trace });
   const echo = echoOf(nav.res);
@@ -511,6 +541,7 @@ async function main() {
     await scenario('gate', 'login', door.name, (t) => login(t, door, state));
     await scenario('gate', 'spoof', door.name, (t) => spoof(t, door, state));
     await scenario('gate', 'logout', door.name, (t) => logout(t, door, state, discovery));
+    if (door.name === 'traefik') await scenario('gate', 'bearer', door.name, (t) => bearer(t, door, discovery));
     states[door.name] = state;
   }
 
