@@ -9,7 +9,8 @@
 # Usage: bench/load.sh            (from the repository root or anywhere)
 # Environment: REPS (3), DURATION seconds per wrk run (10), THREADS (2),
 #   CONNECTIONS (32), MODES (default "fa-excluded fa proxy fa-redis
-#   fa-hybrid"),
+#   fa-hybrid"), SESSION_GROUPS (groups in the session, default 2: one cookie;
+#   52 gives a three-cookie session),
 #   SKIP_BUILD=1 to reuse existing release binaries, CARGO_TARGET_DIR.
 #
 # Placement: with two or more CPUs, every server (no-op, oidcgate, Redis) is
@@ -118,7 +119,7 @@ cpu_ticks() {
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
 
 # --- the provider and the session cookie ---------------------------------
-start idp "$BIN/examples/bench_gate" --dir "$WORK" --lifetime "$LIFETIME"
+start idp "$BIN/examples/bench_gate" --dir "$WORK" --lifetime "$LIFETIME" --groups "${SESSION_GROUPS:-2}"
 for i in $(seq 300); do
     grep -q '^ready' "$WORK/idp.log" 2>/dev/null && break
     sleep 0.1

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use tower::Service;
 
-use super::layer::Principal;
+use super::layer::{IdentityHeaders, Principal};
 use super::{Body, full};
 use crate::policy::Policy;
 
@@ -49,12 +49,15 @@ impl<B> Service<Request<B>> for AllowService {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let mut resp = Response::new(full(""));
         *resp.status_mut() = self.status;
-        *resp.headers_mut() = match req.extensions().get::<Principal>() {
-            Some(Principal(Some(id))) => self.policy.upstream_headers(id, true),
-            _ => crate::policy::blank_identity_headers(),
+        *resp.headers_mut() = match req.extensions_mut().remove::<IdentityHeaders>() {
+            Some(IdentityHeaders(h)) => h,
+            None => match req.extensions().get::<Principal>() {
+                Some(Principal(Some(id))) => self.policy.upstream_headers(id, true),
+                _ => crate::policy::blank_identity_headers(),
+            },
         };
         resp.headers_mut().insert(
             http::header::CACHE_CONTROL,

@@ -210,6 +210,12 @@ where
                             }
                         }
                     }
+                    if allow.principal.is_some() {
+                        // The allow service answers with exactly these (the
+                        // complete set, empty values included); built once.
+                        req.extensions_mut()
+                            .insert(IdentityHeaders(allow.upstream_headers));
+                    }
                     req.extensions_mut().insert(Principal(allow.principal));
                     let resp = inner.call(req).await.map_err(Into::into)?;
                     Ok(finish(resp, allow.set_cookies))
@@ -219,6 +225,11 @@ where
         })
     }
 }
+
+/// The identity headers the gate computed for an allowed request, for doors
+/// that answer with them (forward-auth, auth_request).
+#[derive(Clone, Debug)]
+pub(crate) struct IdentityHeaders(pub(crate) http::HeaderMap);
 
 /// The authenticated identity, attached to requests the gate let through
 /// (`None` on excluded paths). Inner services may read it from the extensions.
