@@ -600,3 +600,27 @@ async fn refresh_keeps_the_absolute_session_lifetime() {
         "the cookie lives only for the rest of the session: {max_age}"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_without_an_id_token_keeps_the_identity() {
+    let idp = IdpConfig {
+        id_token_on_refresh: false,
+        ..idp_config()
+    };
+    let env = Env::start(Door::Proxy, idp, "").await;
+    let jar = env.login().await;
+    let before = env.session_in(&jar);
+    let r = env.app(&jar, Kind::Xhr, "/app/page").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let fresh = env.session_set_by(&r).expect("refreshed");
+    assert_ne!(fresh.access_token, before.access_token, "new access token");
+    assert_ne!(
+        fresh.refresh_token, before.refresh_token,
+        "rotated refresh token"
+    );
+    assert_eq!(fresh.identifier, before.identifier);
+    assert_eq!(fresh.subject, before.subject);
+    assert_eq!(fresh.id_token, before.id_token, "the last ID token is kept");
+    assert!(fresh.expires_at > before.expires_at || fresh.expires_at >= now());
+    assert_eq!(forwarded_user(&env, &r), before.identifier);
+}

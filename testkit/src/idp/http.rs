@@ -537,7 +537,13 @@ fn refresh_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value
         (login, family)
     };
     let tokens = s.issue_tokens(&login, family, None, rotate);
-    Ok(token_response(s, tokens))
+    let mut body = token_response(s, tokens);
+    if !s.cfg.id_token_on_refresh {
+        if let Some(map) = body.as_object_mut() {
+            map.remove("id_token");
+        }
+    }
+    Ok(body)
 }
 
 fn client_credentials_grant(

@@ -172,6 +172,9 @@ pub struct IdpConfig {
     pub with_end_session: bool,
     /// Artificial latency of every grant at `/token` (default zero).
     pub token_endpoint_delay: Duration,
+    /// Include an ID token in refresh-token responses (default true; some
+    /// providers answer a refresh with access and refresh tokens only).
+    pub id_token_on_refresh: bool,
 }
 
 impl Default for IdpConfig {
@@ -189,6 +192,7 @@ impl Default for IdpConfig {
             user: TestUser::default(),
             with_end_session: true,
             token_endpoint_delay: Duration::ZERO,
+            id_token_on_refresh: true,
         }
     }
 }
