@@ -324,3 +324,47 @@ async fn a_bearer_revocation_on_one_replica_is_enforced_on_the_other() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_keep_working_while_redis_is_down_and_after_it_returns() {
+    let mut redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica(&idp, &up, &redis).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_some());
+
+    redis.stop();
+    // Every request that passed with Redis up passes with it down (the
+    // documented outage policy: a session check that cannot be answered
+    // does not end sessions).
+    for _ in 0..50 {
+        assert_eq!(
+            user_seen(&c, &a, &mut jar.clone()).await.as_deref(),
+            Some("demo@example.com")
+        );
+    }
+    redis.restart().expect("redis restarts on the same port");
+    // After the restart a logout is shared again: wait (bounded) until the
+    // health check has reconnected, then log out and check the kept cookie.
+    let kept = jar.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if a.gate.caches().ping().await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cache did not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    get(
+        &c,
+        &format!("{}/oauth2/callback/logout", a.base),
+        &mut jar.clone(),
+    )
+    .await;
+    assert!(user_seen(&c, &a, &mut kept.clone()).await.is_none());
+}
