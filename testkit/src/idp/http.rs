@@ -538,10 +538,10 @@ fn refresh_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value
     };
     let tokens = s.issue_tokens(&login, family, None, rotate);
     let mut body = token_response(s, tokens);
-    if !s.cfg.id_token_on_refresh {
-        if let Some(map) = body.as_object_mut() {
-            map.remove("id_token");
-        }
+    if !s.cfg.id_token_on_refresh
+        && let Some(map) = body.as_object_mut()
+    {
+        map.remove("id_token");
     }
     Ok(body)
 }
