@@ -368,3 +368,204 @@ async fn sessions_keep_working_while_redis_is_down_and_after_it_returns() {
     .await;
     assert!(user_seen(&c, &a, &mut kept.clone()).await.is_none());
 }
+
+// ---- provider-initiated logout (back-channel and front-channel) ----------
+
+const CHANNELS: &str = "enableBackchannelLogout: true\nenableFrontchannelLogout: true\n";
+
+async fn post_logout_token(c: &reqwest::Client, r: &Replica, token: &str) -> reqwest::StatusCode {
+    c.post(format!("{}/oauth2/backchannel-logout", r.base))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The provider's session id inside the gate's session cookie.
+fn provider_sid(jar: &Jar) -> String {
+    use oidcgate::session::{SecretString, SessionCodec, SessionSettings};
+    let codec = SessionCodec::new(SessionSettings::with_keys(vec![SecretString::new(
+        "replica-shared-key-0123456789abcdef0123",
+    )]))
+    .unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("cookie", jar.header().parse().unwrap());
+    codec
+        .load(&h, oidcgate::clock::Clock::now(&SystemClock))
+        .unwrap()
+        .idp_sid
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let b = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+
+    // By provider session id.
+    let jar = login(&c, &a).await;
+    let sid = provider_sid(&jar);
+    let token = idp.logout_token(Some(&sid), None);
+    assert_eq!(post_logout_token(&c, &b, &token).await, 200);
+    assert!(
+        user_seen(&c, &a, &mut jar.clone()).await.is_none(),
+        "session by sid ended"
+    );
+    // The same token again is a replay, on either replica.
+    assert_eq!(post_logout_token(&c, &a, &token).await, 400);
+    assert_eq!(post_logout_token(&c, &b, &token).await, 400);
+
+    // By subject: ends sessions that began before the logout, not later ones.
+    let older = login(&c, &a).await;
+    assert_eq!(
+        post_logout_token(&c, &b, &idp.logout_token(None, Some("demo-user-1"))).await,
+        200
+    );
+    assert!(
+        user_seen(&c, &a, &mut older.clone()).await.is_none(),
+        "session by sub ended"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let newer = login(&c, &a).await;
+    assert!(
+        user_seen(&c, &a, &mut newer.clone()).await.is_some(),
+        "a later login is not ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_refuses_bad_tokens_and_methods() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    let now = oidcgate::clock::Clock::now(&SystemClock);
+    let good = |extra: serde_json::Value| {
+        let mut claims = serde_json::json!({
+            "iss": idp.issuer(), "aud": idp.client_id(), "iat": now, "jti": format!("j-{extra}"),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            "sub": "demo-user-1",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let mint = |claims: serde_json::Value, key: testkit::KeyChoice| {
+        idp.mint(testkit::Mint {
+            header: serde_json::json!({"typ": "logout+jwt"}),
+            claims,
+            key,
+            raw_signature: None,
+        })
+    };
+    let cases = [
+        (
+            "wrong aud",
+            mint(
+                good(serde_json::json!({"aud": "someone-else"})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "wrong iss",
+            mint(
+                good(serde_json::json!({"iss": "https://evil.example"})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "nonce present",
+            mint(
+                good(serde_json::json!({"nonce": "n"})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "no event",
+            mint(
+                good(serde_json::json!({"events": {}})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "too old",
+            mint(
+                good(serde_json::json!({"iat": now - 3600})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "no sid nor sub",
+            mint(
+                good(serde_json::json!({"sub": null})),
+                testkit::KeyChoice::Current,
+            ),
+        ),
+        (
+            "unpublished key",
+            mint(good(serde_json::json!({})), testkit::KeyChoice::Unpublished),
+        ),
+        (
+            "alg none",
+            mint(good(serde_json::json!({})), testkit::KeyChoice::None),
+        ),
+        ("an ID token", idp.id_token(serde_json::json!({}))),
+        ("junk", "not-a-token".to_owned()),
+    ];
+    for (name, token) in &cases {
+        assert_eq!(post_logout_token(&c, &a, token).await, 400, "{name}");
+    }
+    assert!(
+        user_seen(&c, &a, &mut jar.clone()).await.is_some(),
+        "no bad token ended the session"
+    );
+    let get = c
+        .get(format!("{}/oauth2/backchannel-logout", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_channel_logout_ends_the_provider_session() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    let sid = provider_sid(&jar);
+    let url = format!("{}/oauth2/frontchannel-logout", a.base);
+    let q = |iss: &str| {
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        format!("{url}?iss={}&sid={}", enc(iss), enc(&sid))
+    };
+    let wrong_iss = c.get(q("https://evil.example")).send().await.unwrap();
+    assert_eq!(wrong_iss.status(), 400);
+    assert_eq!(
+        c.get(&url).send().await.unwrap().status(),
+        400,
+        "sid is required"
+    );
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_some());
+    let ok = c.get(q(&idp.issuer())).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers().get("x-frame-options").is_none(),
+        "the page can be framed"
+    );
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    assert!(
+        user_seen(&c, &a, &mut jar.clone()).await.is_none(),
+        "session ended"
+    );
+}

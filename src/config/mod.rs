@@ -388,6 +388,32 @@ impl Config {
             }
         };
 
+        let channel = |enabled: bool, url: &Option<String>, key: &str, default: &str| {
+            if !enabled {
+                return Ok(None);
+            }
+            let raw_path = url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| default.to_owned());
+            // traefikoidc normalises `x`, `//x` and `/\x` to `/x`.
+            let path = format!("/{}", raw_path.trim_start_matches(['/', '\\']));
+            check_path(key, &path)?;
+            Ok::<_, ConfigError>(Some(path))
+        };
+        let backchannel_path = channel(
+            raw.enable_backchannel_logout,
+            &raw.backchannel_logout_url,
+            "backchannelLogoutURL",
+            "/oauth2/backchannel-logout",
+        )?;
+        let frontchannel_path = channel(
+            raw.enable_frontchannel_logout,
+            &raw.frontchannel_logout_url,
+            "frontchannelLogoutURL",
+            "/oauth2/frontchannel-logout",
+        )?;
+
         let gate = GateSettings {
             callback_path,
             logout_path,
@@ -404,6 +430,8 @@ impl Config {
             refresh,
             bearer: bearer.settings,
             session_store,
+            backchannel_path,
+            frontchannel_path,
             ..GateSettings::default()
         };
         Ok(Self {

@@ -141,6 +141,18 @@ pub struct RawConfig {
     /// Seconds the refresh breaker stays open (default 30).
     #[serde(rename = "refreshBreakerOpenSeconds")]
     pub refresh_breaker_open_seconds: Option<u64>,
+    /// Serve OIDC Back-Channel Logout.
+    #[serde(rename = "enableBackchannelLogout")]
+    pub enable_backchannel_logout: bool,
+    /// Its path (default `/oauth2/backchannel-logout`).
+    #[serde(rename = "backchannelLogoutURL")]
+    pub backchannel_logout_url: Option<String>,
+    /// Serve OIDC Front-Channel Logout.
+    #[serde(rename = "enableFrontchannelLogout")]
+    pub enable_frontchannel_logout: bool,
+    /// Its path (default `/oauth2/frontchannel-logout`).
+    #[serde(rename = "frontchannelLogoutURL")]
+    pub frontchannel_logout_url: Option<String>,
     /// `cookie` (default) or `redis`: where sessions live.
     #[serde(rename = "sessionStore")]
     pub session_store: Option<String>,
@@ -196,10 +208,6 @@ pub struct RawConfig {
 pub const NOT_YET_SUPPORTED: &[&str] = &[
     "revocationURL",
     "oidcEndSessionURL",
-    "enableBackchannelLogout",
-    "backchannelLogoutURL",
-    "enableFrontchannelLogout",
-    "frontchannelLogoutURL",
     "headers",
     "allowedClaims",
     "strictAudienceValidation",
@@ -280,6 +288,10 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("requireTokenIntrospection", EnvKind::Bool),
     ("introspectionURL", EnvKind::Str),
     ("sessionStore", EnvKind::Str),
+    ("enableBackchannelLogout", EnvKind::Bool),
+    ("backchannelLogoutURL", EnvKind::Str),
+    ("enableFrontchannelLogout", EnvKind::Bool),
+    ("frontchannelLogoutURL", EnvKind::Str),
     ("refreshGracePeriodSeconds", EnvKind::Int),
     ("maxRefreshTokenAgeSeconds", EnvKind::Int),
     ("refreshBreakerThreshold", EnvKind::Int),

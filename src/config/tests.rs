@@ -109,7 +109,11 @@ fn bad_values_name_their_key() {
         ("sessionMaxAge: 0\n", "sessionMaxAge"),
         ("cookiePrefix: 'bad prefix'\n", "session"),
         ("providerUrl: https://typo\n", "providerUrl"),
-        ("enableBackchannelLogout: true\n", "enableBackchannelLogout"),
+        ("headers: [{name: X-Team, value: x}]\n", "headers"),
+        (
+            "enableBackchannelLogout: true\nbackchannelLogoutURL: 'a b'\n",
+            "backchannelLogoutURL",
+        ),
         ("caCertPath: /nonexistent/ca.pem\n", "caCertPath"),
         ("caCertPEM: not a pem\n", "caCertPEM"),
         ("redis: {cacheMode: foo}\n", "redis.cacheMode"),

@@ -87,6 +87,10 @@ impl Service<Request<Incoming>> for App {
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move {
+            let backchannel = this.gate.settings().backchannel_path.as_deref();
+            if req.method() == http::Method::POST && backchannel == Some(req.uri().path()) {
+                return Ok(this.backchannel(req).await);
+            }
             match req.uri().path() {
                 HEALTHZ_PATH => Ok(text(StatusCode::OK, "ok")),
                 READYZ_PATH => {
@@ -107,6 +111,23 @@ impl Service<Request<Incoming>> for App {
                 },
             }
         })
+    }
+}
+
+impl App {
+    /// The provider's server-to-server logout POST: read the (capped) body
+    /// and hand it to the engine.
+    async fn backchannel(&self, req: Request<Incoming>) -> Response<Body> {
+        use http_body_util::BodyExt;
+        let limited =
+            http_body_util::Limited::new(req.into_body(), crate::gate::MAX_LOGOUT_BODY_BYTES);
+        match limited.collect().await {
+            Ok(body) => super::render::not_allowed(
+                self.gate.backchannel_logout(&body.to_bytes()).await,
+                false,
+            ),
+            Err(_) => text(StatusCode::PAYLOAD_TOO_LARGE, "logout request too large"),
+        }
     }
 }
 

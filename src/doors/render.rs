@@ -7,25 +7,34 @@ use crate::gate::{Decision, Reply};
 
 /// Headers on every response the gate writes itself.
 fn harden(resp: &mut Response<Body>) {
+    harden_framing(resp, false);
+}
+
+/// As [`harden`]; `frameable` leaves out `X-Frame-Options` (front-channel
+/// logout pages are shown in the provider's iframe).
+fn harden_framing(resp: &mut Response<Body>, frameable: bool) {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if !frameable {
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    }
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
 }
 
 /// Renders a reply.
 pub(crate) fn reply(r: Reply) -> Response<Body> {
+    let frameable = r.frameable;
     let mut resp = Response::new(full(r.body));
     *resp.status_mut() = r.status;
     *resp.headers_mut() = r.headers;
     for c in r.set_cookies {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
-    harden(&mut resp);
+    harden_framing(&mut resp, frameable);
     resp
 }
 

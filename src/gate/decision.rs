@@ -45,6 +45,9 @@ pub struct Reply {
     pub body: String,
     /// Cookies to set.
     pub set_cookies: Vec<HeaderValue>,
+    /// The page may be shown in a frame (front-channel logout); every other
+    /// reply of the gate refuses framing.
+    pub frameable: bool,
 }
 
 impl Reply {
@@ -64,6 +67,7 @@ impl Reply {
             headers,
             body,
             set_cookies: Vec::new(),
+            frameable: false,
         }
     }
 

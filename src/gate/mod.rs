@@ -6,6 +6,7 @@
 //! the view and render the decision.
 
 mod bearer;
+mod channels;
 mod decision;
 mod login;
 mod logout;
@@ -24,6 +25,7 @@ pub use bearer::{
     BearerReject, BearerSettings, DEFAULT_BEARER_IDENTIFIER_CLAIM, DEFAULT_INTROSPECTION_CACHE_TTL,
     DEFAULT_MAX_BEARER_TOKEN_BYTES, DEFAULT_MAX_TOKEN_AGE,
 };
+pub use channels::MAX_LOGOUT_BODY_BYTES;
 pub use decision::{Allow, Decision, Reply};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
@@ -95,6 +97,10 @@ pub struct GateSettings {
     pub bearer: BearerSettings,
     /// Where sessions live.
     pub session_store: SessionStore,
+    /// Back-channel logout endpoint path (enabled when set).
+    pub backchannel_path: Option<String>,
+    /// Front-channel logout endpoint path (enabled when set).
+    pub frontchannel_path: Option<String>,
 }
 
 impl Default for GateSettings {
@@ -116,6 +122,8 @@ impl Default for GateSettings {
             refresh: RefreshSettings::default(),
             bearer: BearerSettings::default(),
             session_store: SessionStore::Cookie,
+            backchannel_path: None,
+            frontchannel_path: None,
         }
     }
 }
@@ -219,6 +227,14 @@ impl Gate {
         if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
             return self.logout(view).await;
         }
+        if s.backchannel_path.as_deref() == Some(view.path.as_str()) {
+            // The POST is served by the listener (it needs the body); any
+            // other method reaching the engine is refused.
+            return Err(Error::MethodNotAllowed("POST"));
+        }
+        if s.frontchannel_path.as_deref() == Some(view.path.as_str()) {
+            return self.frontchannel_logout(view).await;
+        }
         if view.path == START_PATH {
             let rd = view.query_param("rd").unwrap_or_else(|| "/".into());
             let target = safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts)
@@ -266,26 +282,6 @@ impl Gate {
             .await
         {
             tracing::warn!(error = %e, "session invalidation could not be stored");
-        }
-    }
-
-    /// True when the session was ended (logout) on any replica. A cache that
-    /// cannot answer does not end sessions (documented outage policy).
-    async fn is_invalidated(&self, session: &Session) -> bool {
-        let Ok(key) = CacheKey::new(format!("sid:{}", session.sid)) else {
-            return false;
-        };
-        match self
-            .inner
-            .caches
-            .exists(Namespace::SessionInvalidation, &key)
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::debug!(error = %e, "session invalidation check unavailable");
-                false
-            }
         }
     }
 

@@ -27,6 +27,7 @@ pub use jwks::{DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL};
 pub use provider::{DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, Provider, ProviderSettings};
 pub use token::{ClientAuthMethod, TokenResponse};
 pub use verify::{
-    AccessTokenClaims, Audience, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES,
-    IdTokenClaims, VerifiedAccessToken, VerifiedIdToken, check_times,
+    AccessTokenClaims, Audience, BACKCHANNEL_LOGOUT_EVENT, DEFAULT_ALLOWED_ALGS,
+    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES, IdTokenClaims, LogoutTokenClaims,
+    MAX_LOGOUT_TOKEN_AGE, VerifiedAccessToken, VerifiedIdToken, check_times,
 };

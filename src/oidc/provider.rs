@@ -22,7 +22,7 @@ use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
 use super::token::{ClientAuthMethod, ClientCredentials, TokenResponse, grant};
 use super::verify::{
     self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
-    VerifiedAccessToken, VerifiedIdToken,
+    LogoutTokenClaims, VerifiedAccessToken, VerifiedIdToken,
 };
 use crate::clock::SharedClock;
 
@@ -182,6 +182,26 @@ impl Provider {
             &d.metadata.issuer,
             &self.settings.client_id,
             expected_nonce,
+            self.clock.now(),
+            self.settings.clock_skew,
+        )
+    }
+
+    /// Verifies an OIDC back-channel logout token: signature, `typ`, `iss`,
+    /// `aud`, `iat` age, the logout event, no `nonce`, and `sid` or `sub`.
+    pub async fn verify_logout_token(&self, raw: &str) -> Result<LogoutTokenClaims, Error> {
+        let d = self.discovered().await?;
+        let header = verify::precheck(raw, &self.settings.allowed_algs)?;
+        let key = d
+            .jwks
+            .key(&self.client, header.kid.as_deref(), header.alg)
+            .await?;
+        let claims: LogoutTokenClaims = verify::decode(raw, &header, &key.key)?;
+        verify::check_logout_token(
+            claims,
+            header.typ.as_deref(),
+            &d.metadata.issuer,
+            &self.settings.client_id,
             self.clock.now(),
             self.settings.clock_skew,
         )

@@ -123,6 +123,89 @@ pub struct AccessTokenClaims {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The event a back-channel logout token must carry.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// Oldest `iat` accepted on a logout token.
+pub const MAX_LOGOUT_TOKEN_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Claims of an OIDC back-channel logout token.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogoutTokenClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audiences.
+    pub aud: Audience,
+    /// Issue time (required).
+    pub iat: i64,
+    /// Optional expiry.
+    #[serde(default)]
+    pub exp: Option<i64>,
+    /// Unique id (replay protection).
+    pub jti: String,
+    /// Must hold the back-channel logout event.
+    pub events: serde_json::Map<String, serde_json::Value>,
+    /// The provider's session id.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// The subject.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Must be absent (a logout token is not an ID token).
+    #[serde(default)]
+    pub nonce: Option<serde_json::Value>,
+}
+
+/// Claim checks of a logout token (after the signature).
+pub(crate) fn check_logout_token(
+    claims: LogoutTokenClaims,
+    typ: Option<&str>,
+    issuer: &str,
+    client_id: &str,
+    now: u64,
+    skew: Duration,
+) -> Result<LogoutTokenClaims, Error> {
+    if typ.is_some_and(|t| !matches!(t.to_ascii_lowercase().as_str(), "logout+jwt" | "jwt")) {
+        return Err(Error::TokenClaim("typ"));
+    }
+    if claims.iss != issuer {
+        return Err(Error::TokenClaim("iss"));
+    }
+    if !claims.aud.contains(client_id) {
+        return Err(Error::TokenClaim("aud"));
+    }
+    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+    let max_age = i64::try_from(MAX_LOGOUT_TOKEN_AGE.as_secs()).unwrap_or(0);
+    if claims.iat < now_i.saturating_sub(max_age) {
+        return Err(Error::TokenExpired);
+    }
+    check_times(
+        claims.exp.unwrap_or(i64::MAX),
+        Some(claims.iat),
+        None,
+        now,
+        skew,
+    )?;
+    if !claims
+        .events
+        .get(BACKCHANNEL_LOGOUT_EVENT)
+        .is_some_and(|e| e.is_object())
+    {
+        return Err(Error::TokenClaim("events"));
+    }
+    if claims.nonce.is_some() {
+        return Err(Error::TokenClaim("nonce"));
+    }
+    if claims.sid.as_deref().is_none_or(str::is_empty)
+        && claims.sub.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(Error::TokenClaim("sid or sub"));
+    }
+    if claims.jti.is_empty() {
+        return Err(Error::TokenClaim("jti"));
+    }
+    Ok(claims)
+}
+
 /// An ID token whose signature and claims were checked.
 #[derive(Clone, Debug)]
 pub struct VerifiedIdToken {

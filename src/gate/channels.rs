@@ -1,0 +1,159 @@
+//! Provider-initiated logout: OIDC Back-Channel Logout (a signed logout token
+//! POSTed server to server) and Front-Channel Logout (a GET from an iframe in
+//! the user's browser, without the gate's cookie).
+//!
+//! Both act on shared state, never on a cookie: they write invalidation marks
+//! (by the provider's session id, and by subject with a time) that every
+//! replica consults when it reads a session. Logout tokens are single use:
+//! their `jti` is claimed atomically across replicas.
+
+use http::{HeaderValue, StatusCode};
+
+use super::Gate;
+use super::decision::{Decision, Reply};
+use super::rescue::Error;
+use super::view::RequestView;
+use crate::cache::{CacheKey, Namespace};
+use crate::session::Session;
+use crate::telemetry::TokenHash;
+
+/// Largest back-channel request body read.
+pub const MAX_LOGOUT_BODY_BYTES: usize = 64 * 1024;
+
+impl Gate {
+    /// Handles a back-channel logout POST body (form field `logout_token`, or
+    /// the raw token). 200 when sessions were ended; 400 for a token that is
+    /// invalid or was already used.
+    pub async fn backchannel_logout(&self, body: &[u8]) -> Decision {
+        match self.backchannel_inner(body).await {
+            Ok(()) => Decision::Respond(Reply::new(StatusCode::OK, "text/plain", String::new())),
+            Err(e) => {
+                tracing::info!(error = %e, "back-channel logout refused");
+                let status = if matches!(&e, Error::Oidc(o) if o.is_transient()) {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                let body = serde_json::json!({"error": "invalid_request", "error_description": "Invalid logout token"});
+                Decision::Respond(Reply::new(status, "application/json", body.to_string()))
+            }
+        }
+    }
+
+    async fn backchannel_inner(&self, body: &[u8]) -> Result<(), Error> {
+        if body.len() > MAX_LOGOUT_BODY_BYTES {
+            return Err(Error::BadCallback("logout request too large"));
+        }
+        let token = url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned())
+            .or_else(|| std::str::from_utf8(body).ok().map(|s| s.trim().to_owned()))
+            .filter(|t| !t.is_empty())
+            .ok_or(Error::BadCallback("missing logout_token"))?;
+        let claims = self.inner.provider.verify_logout_token(&token).await?;
+        let jti_key = CacheKey::hashed(&format!("logout-jti:{}", claims.jti));
+        let ttl = crate::oidc::MAX_LOGOUT_TOKEN_AGE + self.inner.provider.settings().clock_skew * 2;
+        let first = self
+            .inner
+            .caches
+            .set_if_absent(Namespace::ReplayMark, &jti_key, &1u8, ttl)
+            .await
+            .map_err(|_| Error::BadCallback("replay check unavailable"))?;
+        if !first {
+            return Err(Error::BadCallback("logout token replayed"));
+        }
+        tracing::info!(token = %TokenHash::of(&token), sid = claims.sid.is_some(), sub = claims.sub.is_some(), "back-channel logout");
+        self.mark_provider_logout(claims.sid.as_deref(), claims.sub.as_deref())
+            .await
+    }
+
+    /// Front-channel logout (GET `?iss=&sid=`): ends sessions of that provider
+    /// session id. Answers a small page that may be framed.
+    pub(super) async fn frontchannel_logout(&self, view: &RequestView) -> Result<Decision, Error> {
+        if view.method != http::Method::GET {
+            return Err(Error::MethodNotAllowed("GET"));
+        }
+        if let Some(iss) = view.query_param("iss") {
+            if iss.trim_end_matches('/') != self.inner.provider.settings().issuer {
+                return Err(Error::BadCallback("iss does not match the provider"));
+            }
+        }
+        let sid = view
+            .query_param("sid")
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or(Error::BadCallback("missing sid"))?;
+        self.mark_provider_logout(Some(&sid), None).await?;
+        let mut reply = Reply::new(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            "<!doctype html><title>Logged out</title><p>Logged out.</p>\n".into(),
+        );
+        reply
+            .headers
+            .insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
+        // The provider shows this page in an iframe.
+        reply.frameable = true;
+        Ok(Decision::Respond(reply))
+    }
+
+    async fn mark_provider_logout(
+        &self,
+        sid: Option<&str>,
+        sub: Option<&str>,
+    ) -> Result<(), Error> {
+        let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
+        let now = self.now();
+        for key in [
+            sid.map(|s| format!("idp-sid:{s}")),
+            sub.map(|s| format!("sub:{s}")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let key = CacheKey::hashed(&key);
+            self.inner
+                .caches
+                .set(Namespace::SessionInvalidation, &key, &now, ttl)
+                .await
+                .map_err(|e| Error::SessionStore(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// True when the session was ended: by its own logout on any replica, by
+    /// a provider logout of its provider session, or by a provider logout of
+    /// its subject issued after the session began. A cache that cannot answer
+    /// does not end sessions (documented outage policy).
+    pub(super) async fn is_invalidated(&self, session: &Session) -> bool {
+        let mut keys = Vec::with_capacity(3);
+        let Ok(own) = CacheKey::new(format!("sid:{}", session.sid)) else {
+            return false;
+        };
+        keys.push(own);
+        keys.push(CacheKey::hashed(&format!("sub:{}", session.subject)));
+        if let Some(idp_sid) = &session.idp_sid {
+            keys.push(CacheKey::hashed(&format!("idp-sid:{idp_sid}")));
+        }
+        match self
+            .inner
+            .caches
+            .get_many::<u64>(Namespace::SessionInvalidation, &keys)
+            .await
+        {
+            Ok(found) => {
+                let own = found.first().is_some_and(Option::is_some);
+                let by_sub = found
+                    .get(1)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t >= session.created_at);
+                let by_idp_sid = found.get(2).is_some_and(Option::is_some);
+                own || by_sub || by_idp_sid
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "session invalidation check unavailable");
+                false
+            }
+        }
+    }
+}
