@@ -170,13 +170,8 @@ impl Provider {
         raw: &str,
         expected_nonce: Option<&str>,
     ) -> Result<VerifiedIdToken, Error> {
-        let d = self.discovered().await?;
         let header = verify::precheck(raw, &self.settings.allowed_algs)?;
-        let key = d
-            .jwks
-            .key(&self.client, header.kid.as_deref(), header.alg)
-            .await?;
-        let claims: IdTokenClaims = verify::decode(raw, &header, &key.key)?;
+        let (claims, d) = self.signed_claims::<IdTokenClaims>(raw, &header).await?;
         verify::check_id_token(
             claims,
             &d.metadata.issuer,
@@ -190,13 +185,10 @@ impl Provider {
     /// Verifies an OIDC back-channel logout token: signature, `typ`, `iss`,
     /// `aud`, `iat` age, the logout event, no `nonce`, and `sid` or `sub`.
     pub async fn verify_logout_token(&self, raw: &str) -> Result<LogoutTokenClaims, Error> {
-        let d = self.discovered().await?;
         let header = verify::precheck(raw, &self.settings.allowed_algs)?;
-        let key = d
-            .jwks
-            .key(&self.client, header.kid.as_deref(), header.alg)
+        let (claims, d) = self
+            .signed_claims::<LogoutTokenClaims>(raw, &header)
             .await?;
-        let claims: LogoutTokenClaims = verify::decode(raw, &header, &key.key)?;
         verify::check_logout_token(
             claims,
             header.typ.as_deref(),
@@ -244,12 +236,9 @@ impl Provider {
         {
             return Err(Error::TokenMalformed("typ is not a JWT access token"));
         }
-        let d = self.discovered().await?;
-        let key = d
-            .jwks
-            .key(&self.client, header.kid.as_deref(), header.alg)
+        let (claims, d) = self
+            .signed_claims::<AccessTokenClaims>(raw, &header)
             .await?;
-        let claims: AccessTokenClaims = verify::decode(raw, &header, &key.key)?;
         verify::check_access_token(
             claims,
             header.typ,
@@ -258,6 +247,22 @@ impl Provider {
             self.clock.now(),
             self.settings.clock_skew,
         )
+    }
+
+    /// The steps every token kind shares after its header pre-check: key
+    /// lookup (rate-limited refetch on an unknown kid) and signature.
+    async fn signed_claims<T: serde::de::DeserializeOwned>(
+        &self,
+        raw: &str,
+        header: &verify::Header,
+    ) -> Result<(T, Arc<Discovered>), Error> {
+        let d = self.discovered().await?;
+        let key = d
+            .jwks
+            .key(&self.client, header.kid.as_deref(), header.alg)
+            .await?;
+        let claims = verify::decode(raw, header, &key.key)?;
+        Ok((claims, d))
     }
 
     /// True when `token` has the shape of a JWT (as opposed to an opaque token).
