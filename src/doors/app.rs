@@ -1,8 +1,6 @@
 //! The listener's router: health by path, the auth_request door, and either
 //! the reverse proxy (when `upstream` is set) or the forward-auth door.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode, Uri};
@@ -78,7 +76,7 @@ impl App {
 impl Service<Request<Incoming>> for App {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = super::ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))

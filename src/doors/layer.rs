@@ -19,9 +19,7 @@
 //! # }
 //! ```
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -176,7 +174,7 @@ where
 {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = super::ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -217,6 +215,9 @@ where
                             .insert(IdentityHeaders(allow.upstream_headers));
                     }
                     req.extensions_mut().insert(Principal(allow.principal));
+                    // The inner service (the reverse proxy) forwards exactly
+                    // what was judged, without interpreting the request again.
+                    req.extensions_mut().insert(view);
                     let resp = inner.call(req).await.map_err(Into::into)?;
                     Ok(finish(resp, allow.set_cookies))
                 }

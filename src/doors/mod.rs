@@ -26,6 +26,10 @@ pub use trust::TrustedProxies;
 
 /// The response body type of every door.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+/// The future of every door service that answers asynchronously.
+pub type ResponseFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<http::Response<Body>, BoxError>> + Send>,
+>;
 /// Errors carried by bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

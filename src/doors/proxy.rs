@@ -5,8 +5,6 @@
 //! sent upstream is the gate's normalised path, so what the policy judged is
 //! exactly what the upstream serves.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,7 +62,7 @@ impl ProxyService {
 impl Service<Request<Incoming>> for ProxyService {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = super::ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -78,9 +76,14 @@ impl Service<Request<Incoming>> for ProxyService {
 
 impl ProxyService {
     async fn forward(self, mut req: Request<Incoming>) -> Response<Body> {
-        let view = match view_of(&req, &self.trusted, super::ViewSource::Direct) {
-            Ok(v) => v,
-            Err(_) => return status(StatusCode::BAD_REQUEST),
+        // The gate's layer hands over the view it judged; used on its own,
+        // the proxy interprets the request itself.
+        let view = match req.extensions_mut().remove::<crate::gate::RequestView>() {
+            Some(v) => v,
+            None => match view_of(&req, &self.trusted, super::ViewSource::Direct) {
+                Ok(v) => v,
+                Err(_) => return status(StatusCode::BAD_REQUEST),
+            },
         };
         let base = self.upstream.path().trim_end_matches('/');
         let target = format!("{base}{}", view.path_and_query());

@@ -105,8 +105,7 @@ impl Gate {
         );
         // Clearing comes first: the login cookie set after it must win.
         let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
-        let login_name = format!("{}login", self.inner.sessions.prefix());
-        set_cookies.retain(|c| !c.to_str().is_ok_and(|c| c.starts_with(&login_name)));
+        set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
         set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
         tracing::debug!(path = %view.path, "login started");
         Ok(Decision::Redirect {
@@ -170,10 +169,7 @@ impl Gate {
         // Keep the loop counter (a session that never arrives back shows up
         // as a loop); forget the finished login.
         let mut set_cookies = self.store_session(&session, view, now).await?;
-        set_cookies.retain(|c| {
-            !c.to_str()
-                .is_ok_and(|c| c.starts_with(&format!("{}login=", self.inner.sessions.prefix())))
-        });
+        set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
         set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
         let location = safe_redirect(
             &pending.return_to,

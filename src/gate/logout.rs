@@ -14,10 +14,10 @@ impl Gate {
         let now = self.now();
         let session = self.load_session(view, now).await;
         let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
-        if !set_cookies.iter().any(|c| {
-            c.to_str()
-                .is_ok_and(|c| c.starts_with(&format!("{}login=", self.inner.sessions.prefix())))
-        }) {
+        if !set_cookies
+            .iter()
+            .any(|c| self.inner.sessions.is_login_set_cookie(c))
+        {
             set_cookies.push(self.inner.sessions.clear_login(secure));
         }
         // `rd` may choose a safe target; otherwise the configured one.

@@ -365,10 +365,7 @@ impl Gate {
             roles: session.roles.clone(),
         };
         self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
-        if view.headers.get_all(http::header::COOKIE).iter().any(|c| {
-            c.to_str()
-                .is_ok_and(|c| c.contains(&format!("{}login=", self.inner.sessions.prefix())))
-        }) {
+        if self.inner.sessions.carries_login(&view.headers) {
             // The login round trip is over: drop the loop counter.
             set_cookies.push(self.inner.sessions.clear_login(self.secure(view)));
         }

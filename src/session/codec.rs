@@ -523,6 +523,21 @@ impl SessionCodec {
         out
     }
 
+    /// True when the request carries this codec's login cookie.
+    pub fn carries_login(&self, headers: &HeaderMap) -> bool {
+        self.carried(headers).login.is_some()
+    }
+
+    /// True when a `Set-Cookie` value sets or clears this codec's login cookie.
+    pub fn is_login_set_cookie(&self, set_cookie: &HeaderValue) -> bool {
+        let name = set_cookie
+            .as_bytes()
+            .split(|b| *b == b'=')
+            .next()
+            .unwrap_or_default();
+        matches!(self.classify(name.trim_ascii()), Some(Own::Login))
+    }
+
     /// Reads the login state from the request's `Cookie` header(s), dropping
     /// pending logins at or past `created_at + login_ttl`. `None` when the
     /// cookie is missing or unreadable.
