@@ -34,18 +34,34 @@ async fn replica_with(
     redis: &RedisServer,
     extra: &str,
 ) -> Replica {
+    replica_with_redis(
+        idp,
+        upstream,
+        extra,
+        &format!("  address: {}\n", redis.address()),
+    )
+    .await
+}
+
+/// A replica whose `redis:` block holds `redis_block` (indented lines) plus
+/// `enabled` and hybrid mode.
+async fn replica_with_redis(
+    idp: &TestIdp,
+    upstream: &EchoUpstream,
+    extra: &str,
+    redis_block: &str,
+) -> Replica {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let yaml = format!(
         "providerURL: {}\nclientID: {}\nclientSecret: {}\n\
          sessionEncryptionKey: replica-shared-key-0123456789abcdef0123\n\
          listen: 127.0.0.1:{port}\nupstream: {}\nrefreshGracePeriodSeconds: 60\n\
-         {extra}redis:\n  enabled: true\n  address: {}\n  cacheMode: hybrid\n",
+         {extra}redis:\n  enabled: true\n{redis_block}  cacheMode: hybrid\n",
         idp.issuer(),
         idp.client_id(),
         idp.client_secret(),
         upstream.url(),
-        redis.address(),
     );
     let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
     let gate = oidcgate::build(&cfg, Arc::new(SystemClock)).await.unwrap();
@@ -583,4 +599,53 @@ async fn front_channel_logout_ends_the_provider_session() {
         user_seen(&c, &a, &mut jar.clone()).await.is_none(),
         "session ended"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_channel_logout_is_recorded_before_its_jti_is_used_and_an_outage_is_a_503() {
+    let mut redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    // The gate's ACL user may first write replay marks only: the logout
+    // record fails after the replay check would have passed.
+    assert_eq!(
+        redis
+            .command("ACL SETUSER gate on >gate-pw ~oidcgate:replay:* &* +@all")
+            .unwrap(),
+        "+OK"
+    );
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with_redis(
+        &idp,
+        &up,
+        CHANNELS,
+        &format!(
+            "  address: {}\n  username: gate\n  password: gate-pw\n",
+            redis.address()
+        ),
+    )
+    .await;
+    let c = client();
+
+    let token = idp.logout_token(None, Some("demo-user-1"));
+    assert_eq!(
+        post_logout_token(&c, &a, &token).await,
+        503,
+        "the logout could not be recorded: our fault, retry later"
+    );
+    assert_eq!(
+        redis.command("ACL SETUSER gate ~*").unwrap(),
+        "+OK",
+        "the store recovers"
+    );
+    assert_eq!(
+        post_logout_token(&c, &a, &token).await,
+        200,
+        "the provider's retry is not a replay"
+    );
+    assert_eq!(post_logout_token(&c, &a, &token).await, 400, "now it is");
+
+    // The store down: a valid token is answered 503, never 400.
+    redis.stop();
+    let fresh = idp.logout_token(None, Some("demo-user-1"));
+    assert_eq!(post_logout_token(&c, &a, &fresh).await, 503);
 }

@@ -5,7 +5,8 @@
 //! Both act on shared state, never on a cookie: they write invalidation marks
 //! (by the provider's session id, and by subject with a time) that every
 //! replica consults when it reads a session. Logout tokens are single use:
-//! their `jti` is claimed atomically across replicas.
+//! their `jti` is claimed atomically across replicas, after the logout is
+//! recorded, so a failed record never uses a token up.
 
 use http::{HeaderValue, StatusCode};
 
@@ -23,18 +24,29 @@ pub const MAX_LOGOUT_BODY_BYTES: usize = 64 * 1024;
 impl Gate {
     /// Handles a back-channel logout POST body (form field `logout_token`, or
     /// the raw token). 200 when sessions were ended; 400 for a token that is
-    /// invalid or was already used.
+    /// invalid or was already used; 503 when the provider or the shared store
+    /// cannot answer (the token stays usable for the provider's retry).
     pub async fn backchannel_logout(&self, body: &[u8]) -> Decision {
         match self.backchannel_inner(body).await {
             Ok(()) => Decision::Respond(Reply::new(StatusCode::OK, "text/plain", String::new())),
             Err(e) => {
                 tracing::info!(error = %e, "back-channel logout refused");
-                let status = if matches!(&e, Error::Oidc(o) if o.is_transient()) {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_REQUEST
+                let unavailable = match &e {
+                    Error::Oidc(o) => o.is_transient(),
+                    Error::SessionStore(_) => true,
+                    _ => false,
                 };
-                let body = serde_json::json!({"error": "invalid_request", "error_description": "Invalid logout token"});
+                let (status, body) = if unavailable {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"error": "temporarily_unavailable", "error_description": "The logout cannot be recorded now; retry later"}),
+                    )
+                } else {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        serde_json::json!({"error": "invalid_request", "error_description": "Invalid logout token"}),
+                    )
+                };
                 Decision::Respond(Reply::new(status, "application/json", body.to_string()))
             }
         }
@@ -53,18 +65,27 @@ impl Gate {
         let claims = self.inner.provider.verify_logout_token(&token).await?;
         let jti_key = CacheKey::hashed(&format!("logout-jti:{}", claims.jti));
         let ttl = crate::oidc::MAX_LOGOUT_TOKEN_AGE + self.inner.provider.settings().clock_skew * 2;
-        let first = self
-            .inner
-            .caches
-            .set_if_absent(Namespace::ReplayMark, &jti_key, &1u8, ttl)
+        let marks = &self.inner.caches;
+        // Record first, use up the jti last: a failed record leaves the token
+        // usable for the provider's retry, and a store that cannot answer is
+        // our outage (503), never an invalid token.
+        if marks
+            .exists(Namespace::ReplayMark, &jti_key)
             .await
-            .map_err(|_| Error::BadCallback("replay check unavailable"))?;
-        if !first {
+            .map_err(|e| Error::SessionStore(e.to_string()))?
+        {
             return Err(Error::BadCallback("logout token replayed"));
         }
         tracing::info!(token = %TokenHash::of(&token), sid = claims.sid.is_some(), sub = claims.sub.is_some(), "back-channel logout");
         self.mark_provider_logout(claims.sid.as_deref(), claims.sub.as_deref())
+            .await?;
+        // A concurrent delivery of the same token may claim it first: the
+        // logout is recorded either way.
+        marks
+            .set_if_absent(Namespace::ReplayMark, &jti_key, &1u8, ttl)
             .await
+            .map_err(|e| Error::SessionStore(e.to_string()))?;
+        Ok(())
     }
 
     /// Front-channel logout (GET `?iss=&sid=`): ends sessions of that provider
