@@ -3,7 +3,7 @@
 // logins through oidcgate behind every door. Results go to E2E_RESULTS as JSON.
 //
 // Input (environment): E2E_CONFIG, a JSON file written by ./run:
-//   { idp, echo, doors: [{ name, origin, kind, gate }], gates: { name: "ok" | reason },
+//   { idp, echo, doors: [{ name, origin, noauth, kind, gate }], identityHeaders, gates: { name: "ok" | reason },
 //     rp: { clientId, secret, redirectUri }, m2m: { clientId, secret, audience },
 //     account: { username, password, email, group }, paths: {...}, accessTokenTTL,
 //     refresh, refreshBurst: { door, origin, gate, clientId, ttl, requests } }
@@ -248,7 +248,7 @@ async function bearer(t, door, discovery) {
 }
 
 async function proxyRouting(t, door) {
-  const nav = await navigate(`${door.origin}/__noauth/ping?door=${door.name}`, { headers: XHR_HEADERS, follow: false, trace: t.trace });
+  const nav = await navigate(`${door.noauth || door.origin}/__noauth/ping?door=${door.name}`, { headers: XHR_HEADERS, follow: false, trace: t.trace });
   const echo = echoOf(nav.res);
   ensure(echo && echo.url.startsWith('/__noauth/ping'), `no upstream answer (status ${nav.res.status})`, t.trace);
   return { detail: `${door.name} → upstream 200` };
@@ -358,6 +358,7 @@ async function login(t, door, state) {
 
 async function spoof(t, door, state) {
   ensure(state.jar, 'no session (login failed)');
+  // Every identity header the gate knows (policy::IDENTITY_HEADERS, from ./run).
   const spoofHeaders = {
     'X-Forwarded-User': 'mallory',
     'x-auth-request-user': 'mallory',
@@ -365,6 +366,7 @@ async function spoof(t, door, state) {
     'X-User-Groups': 'mallory-admins',
     'X-User-Roles': 'mallory-admin',
   };
+  for (const h of cfg.identityHeaders || []) if (!Object.keys(spoofHeaders).some((k) => k.toLowerCase() === h)) spoofHeaders[h] = `mallory-${h}`;
   // Spellings some frameworks read as the same header (CGI/WSGI map "_" and
   // "-" alike) and that proxies do not overwrite.
   const underscored = { X_Forwarded_User: 'mallory', 'X-Forwarded_User': 'mallory', 'x_auth_request_email': 'mallory@evil.example' };
@@ -498,7 +500,7 @@ async function refresh(t, door, state) {
   ensure(c1['refresh_token.reuse'] === c0['refresh_token.reuse'], `a rotated refresh token was presented again (${c1['refresh_token.reuse'] - c0['refresh_token.reuse']}x): the IdP revoked the grant`, t.trace);
   ensure(c1['grant.success'] > c0['grant.success'], 'no refresh at the IdP although the tokens had expired', t.trace);
   const refreshed = navs.findIndex((n) => n.res.setCookies.some((c) => /^_oidcgate_s_\d+=[^;]/.test(c)));
-  if (refreshed < 0 && door.name === 'caddy') t.notes.push("Caddy's forward_auth drops the Set-Cookie of a 2xx auth answer; E2E_CADDY_FORM=expanded (reverse_proxy + handle_response + copy_response_headers { include Set-Cookie }) passes it on");
+  if (refreshed < 0 && door.name === 'caddy') t.notes.push("Caddy's forward_auth drops the Set-Cookie of a 2xx auth answer (see docs/proxies.md)");
   ensure(refreshed >= 0, 'no refreshed session cookie reached the client (the next request must refresh again)', t.trace);
   state.jar = jars[refreshed];
   const again = await navigate(`${door.origin}/app/refresh-again`, { jar: state.jar, headers: XHR_HEADERS, follow: false, trace: t.trace });
