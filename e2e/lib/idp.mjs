@@ -115,9 +115,35 @@ if (process.env.IDP_GATE_BACKCHANNEL_URI) {
   gateClient.backchannel_logout_session_required = true;
 }
 
+// Client-authentication gates (one client each, one method each): a
+// private_key_jwt client with the gate's public key, and a
+// client_secret_basic client whose secret needs form-encoding.
+const clientAuthClients = [];
+if (process.env.IDP_PKJWT_JWKS) {
+  clientAuthClients.push({
+    client_id: env('IDP_PKJWT_CLIENT_ID', 'oidcgate-pkjwt'),
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: JSON.parse(env('IDP_PKJWT_JWKS')),
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: list('IDP_PKJWT_REDIRECT_URIS'),
+  });
+}
+if (process.env.IDP_BASIC_CLIENT_SECRET) {
+  clientAuthClients.push({
+    client_id: env('IDP_BASIC_CLIENT_ID', 'oidcgate-basic'),
+    client_secret: env('IDP_BASIC_CLIENT_SECRET'),
+    token_endpoint_auth_method: 'client_secret_basic',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: list('IDP_BASIC_REDIRECT_URIS'),
+  });
+}
+
 const clients = [
   gateClient,
   ...(refreshClient ? [refreshClient] : []),
+  ...clientAuthClients,
   {
     // The suite's own relying party, used to check the provider by itself.
     client_id: 'e2e-rp',

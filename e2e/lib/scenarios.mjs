@@ -510,6 +510,27 @@ async function refresh(t, door, state) {
   return { detail: `${c1['grant.success'] - c0['grant.success']} refresh(es) for 3 concurrent requests` };
 }
 
+// Client authentication: a gate whose IdP client accepts only one method
+// (private_key_jwt with the gate's key, or client_secret_basic with a secret
+// that needs form-encoding) logs alice in through Traefik; the IdP's grant log
+// must show the code exchange for that client and no refused grant.
+async function clientAuthLogin(t, entry) {
+  const door = { name: 'traefik', origin: entry.origin };
+  const grants = async () => {
+    const log = (await getJSON(`${cfg.idp}/__test/grants`)).json;
+    return log?.[entry.clientId]?.authorization_code || { success: 0, error: 0, errors: [] };
+  };
+  const g0 = await grants();
+  const jar = new CookieJar();
+  const echo = await loginThrough(t, door, jar, '/app/client-auth');
+  const g1 = await grants();
+  const user = hdr(echo, 'x-forwarded-user');
+  ensure(user[0] === cfg.account.email, `upstream X-Forwarded-User = ${JSON.stringify(user)}`, t.trace);
+  ensure(g1.success - g0.success === 1 && g1.error === g0.error,
+    `IdP grant log for ${entry.clientId}: ${g1.success - g0.success} code exchange(s), ${g1.error - g0.error} refused${g1.errors.length ? `; last: ${g1.errors.at(-1)}` : ''}`, t.trace);
+  return { detail: `${entry.clientId} authenticated with ${entry.method}` };
+}
+
 // ---- main ---------------------------------------------------------------
 
 async function main() {
@@ -545,6 +566,12 @@ async function main() {
     await scenario('gate', 'logout', door.name, (t) => logout(t, door, state, discovery));
     if (door.name === 'traefik') await scenario('gate', 'bearer', door.name, (t) => bearer(t, door, discovery));
     states[door.name] = state;
+  }
+
+  for (const entry of cfg.clientAuth || []) {
+    const name = entry.method === 'private_key_jwt' ? 'auth-pk-jwt' : 'auth-basic';
+    if (entry.gate !== 'ok' || !discovery?.issuer) skip('gate', name, 'traefik', entry.gate !== 'ok' ? `gateway not available: ${entry.gate}` : 'IdP not available');
+    else await scenario('gate', name, 'traefik', (t) => clientAuthLogin(t, entry));
   }
 
   const rb = cfg.refreshBurst;

@@ -14,6 +14,7 @@
 //! `redis:` block also honours the traefikoidc `REDIS_*` fallbacks.
 
 mod bearer;
+mod provider;
 mod raw;
 mod redis;
 
@@ -22,6 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use bearer::{MAX_BEARER_THROTTLE_SECONDS, MAX_IDENTIFIER_LENGTH_LIMIT};
+pub use provider::{DEFAULT_ASSERTION_ALG, RawProviderKeys};
 pub use raw::{ENV_KEYS, EnvKind, NOT_YET_SUPPORTED, RawConfig, env_name};
 pub use redis::{RawRedisConfig, RedisConfigError};
 
@@ -30,7 +32,7 @@ use crate::doors::{AppSettings, TrustedProxies};
 use crate::gate::{
     DEFAULT_CALLBACK_PATH, DEFAULT_SCOPES, GateSettings, RefreshSettings, SessionStore,
 };
-use crate::oidc::{ClientAuthMethod, HttpSettings, ProviderSettings};
+use crate::oidc::{HttpSettings, ProviderSettings};
 use crate::policy::PolicySettings;
 use crate::session::SessionSettings;
 use crate::telemetry::{LogFormat, LogLevel};
@@ -119,23 +121,6 @@ impl Config {
         if raw.client_id.trim().is_empty() {
             return Err(bad("clientID", "is required"));
         }
-        if raw.client_secret.expose().is_empty() {
-            return Err(bad("clientSecret", "is required"));
-        }
-        let client_auth = match raw
-            .client_auth_method
-            .as_deref()
-            .unwrap_or("client_secret_post")
-        {
-            "client_secret_post" => ClientAuthMethod::ClientSecretPost,
-            "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
-            other => {
-                return Err(bad(
-                    "clientAuthMethod",
-                    format!("expected client_secret_post or client_secret_basic, got {other:?}"),
-                ));
-            }
-        };
         let mut http = HttpSettings::default();
         if raw.insecure_skip_verify && (raw.ca_cert_path.is_some() || raw.ca_cert_pem.is_some()) {
             return Err(bad(
@@ -156,7 +141,7 @@ impl Config {
         }
         let mut provider =
             ProviderSettings::new(&issuer, raw.client_id.trim(), raw.client_secret.expose());
-        provider.client_auth = client_auth;
+        provider::apply_client_auth(&raw, &mut provider)?;
         provider.http = http;
 
         // Paths.

@@ -24,7 +24,8 @@ pub struct RawConfig {
     /// OAuth client secret.
     #[serde(rename = "clientSecret")]
     pub client_secret: SecretString,
-    /// `client_secret_post` (default) or `client_secret_basic`.
+    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt` or
+    /// `private_key_jwt`; unset lets the provider's discovery choose.
     #[serde(rename = "clientAuthMethod")]
     pub client_auth_method: Option<String>,
     /// Redirect-URI path.
@@ -198,6 +199,9 @@ pub struct RawConfig {
     /// traefikoidc's cold-verification rate limit; accepted, not needed here.
     #[serde(rename = "rateLimit")]
     pub rate_limit: Option<u64>,
+    /// Provider-specific keys (client assertions, profiles, claims).
+    #[serde(flatten)]
+    pub provider_keys: super::provider::RawProviderKeys,
     /// Keys of features that are not available yet: refused when set.
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, Value>,
@@ -215,10 +219,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "securityHeaders",
     "perSourceLoginRateLimit",
     "allowPrivateIPAddresses",
-    "clientAssertionPrivateKey",
-    "clientAssertionKeyPath",
-    "clientAssertionKeyID",
-    "clientAssertionAlg",
     "allowUnauthenticatedPreflight",
 ];
 
@@ -241,6 +241,11 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("clientID", EnvKind::Str),
     ("clientSecret", EnvKind::Str),
     ("clientAuthMethod", EnvKind::Str),
+    ("clientAssertionPrivateKey", EnvKind::Str),
+    ("clientAssertionKeyPath", EnvKind::Str),
+    ("clientAssertionKeyID", EnvKind::Str),
+    ("clientAssertionAlg", EnvKind::Str),
+    ("clientAssertionAudience", EnvKind::Str),
     ("callbackURL", EnvKind::Str),
     ("logoutURL", EnvKind::Str),
     ("postLogoutRedirectURI", EnvKind::Str),

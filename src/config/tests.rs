@@ -105,7 +105,7 @@ fn bad_values_name_their_key() {
         ("trustedProxies: [junk]\n", "trustedProxies"),
         ("logLevel: loud\n", "logLevel"),
         ("logFormat: xml\n", "logFormat"),
-        ("clientAuthMethod: private_key_jwt\n", "clientAuthMethod"),
+        ("clientAuthMethod: tls_client_auth\n", "clientAuthMethod"),
         ("sessionMaxAge: 0\n", "sessionMaxAge"),
         ("cookiePrefix: 'bad prefix'\n", "session"),
         ("providerUrl: https://typo\n", "providerUrl"),

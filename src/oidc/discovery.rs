@@ -31,6 +31,19 @@ pub struct ProviderMetadata {
     /// PKCE methods the provider advertises.
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// Client authentication methods of the token endpoint (absent means
+    /// `client_secret_basic`, OIDC Discovery §3).
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// Algorithms accepted for client assertions.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Option<Vec<String>>,
+    /// The userinfo endpoint.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// RFC 7591 registration endpoint.
+    #[serde(default)]
+    pub registration_endpoint: Option<String>,
 }
 
 /// Fetches and checks the discovery document of `issuer`.

@@ -44,6 +44,10 @@ pub enum Error {
         /// HTTP status of the refusal.
         status: u16,
     },
+    /// The introspection or revocation endpoint refused the client's
+    /// authentication (HTTP 401 or 403); the string names the endpoint.
+    #[error("the provider refused the client's authentication at the {0} endpoint")]
+    ClientRefused(&'static str),
     /// The token is not well-formed (size, segments, encoding, header).
     #[error("malformed token: {0}")]
     TokenMalformed(&'static str),
@@ -79,6 +83,19 @@ impl Error {
                 | Self::TokenSignature
                 | Self::TokenClaim(_)
                 | Self::TokenExpired
+        )
+    }
+
+    /// True when the provider refused the client's own authentication
+    /// (`invalid_client`, or a 401 from introspection or revocation): a
+    /// configuration problem, not the user's.
+    pub fn is_client_refused(&self) -> bool {
+        matches!(
+            self,
+            Self::OAuth {
+                kind: OAuthErrorKind::InvalidClient,
+                ..
+            } | Self::ClientRefused(_)
         )
     }
 

@@ -9,8 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::Error;
+use super::client_auth::{ClientCredentials, authenticated_post};
 use super::http::{error_chain, read_capped};
-use super::token::{ClientCredentials, authenticate};
 
 /// POSTs `token` to `endpoint` and returns the provider's answer.
 ///
@@ -23,12 +23,9 @@ pub(crate) async fn introspect(
     creds: &ClientCredentials<'_>,
     token: &str,
 ) -> Result<Map<String, Value>, Error> {
-    let mut form = vec![("token", token), ("token_type_hint", "access_token")];
-    let req = client
-        .post(endpoint)
-        .header(reqwest::header::ACCEPT, "application/json");
-    let req = authenticate(req, creds, &mut form);
-    let resp = req.form(&form).send().await.map_err(|e| {
+    let form = [("token", token), ("token_type_hint", "access_token")];
+    let req = authenticated_post(client, endpoint, creds, &form)?;
+    let resp = req.send().await.map_err(|e| {
         Error::ProviderUnavailable(format!("introspection endpoint: {}", error_chain(&e)))
     })?;
     let status = resp.status();
@@ -37,6 +34,9 @@ pub(crate) async fn introspect(
         return Err(Error::ProviderUnavailable(format!(
             "introspection endpoint answered HTTP {status}"
         )));
+    }
+    if matches!(status.as_u16(), 401 | 403) {
+        return Err(Error::ClientRefused("introspection"));
     }
     if !status.is_success() {
         return Err(Error::ProviderInvalid(format!(

@@ -9,6 +9,7 @@
 //! Invariant: a JOSE header is pre-checked (size, alg allowlist, kid shape)
 //! before any key lookup, and `exp` is always required.
 
+mod client_auth;
 mod discovery;
 mod error;
 mod http;
@@ -18,14 +19,23 @@ mod provider;
 mod token;
 mod verify;
 
+#[cfg(test)]
+pub(crate) use client_auth::test_pem as client_auth_test_pem;
+pub use client_auth::{
+    ASSERTION_KEY_ALGS, AssertionAudience, AssertionKey, ClientAuthMethod,
+    DEFAULT_ASSERTION_LIFETIME, JWT_BEARER_ASSERTION, select_method,
+};
 pub use discovery::ProviderMetadata;
 pub use error::{Error, OAuthErrorKind};
 pub use http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpSettings,
 };
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL};
-pub use provider::{DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, Provider, ProviderSettings};
-pub use token::{ClientAuthMethod, TokenResponse};
+pub use provider::{
+    DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, INVALID_CLIENT_LOG_INTERVAL, Provider,
+    ProviderSettings,
+};
+pub use token::TokenResponse;
 pub use verify::{
     AccessTokenClaims, Audience, BACKCHANNEL_LOGOUT_EVENT, DEFAULT_ALLOWED_ALGS,
     DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES, IdTokenClaims, LogoutTokenClaims,

@@ -15,11 +15,14 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::Error;
+use super::client_auth::{
+    AssertionAudience, AssertionKey, ClientAuthMethod, ClientCredentials, select_method,
+};
 use super::discovery::{ProviderMetadata, discover};
 use super::http::{HttpSettings, build_client};
 use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
-use super::token::{ClientAuthMethod, ClientCredentials, TokenResponse, grant};
+use super::token::{TokenResponse, grant, revoke};
 use super::verify::{
     self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
     LogoutTokenClaims, VerifiedAccessToken, VerifiedIdToken,
@@ -38,8 +41,14 @@ pub struct ProviderSettings {
     pub client_id: String,
     /// OAuth client secret (may be empty for public clients).
     pub client_secret: String,
-    /// Client authentication at the token endpoint.
-    pub client_auth: ClientAuthMethod,
+    /// Client authentication at the token, introspection and revocation
+    /// endpoints; `None` lets discovery's
+    /// `token_endpoint_auth_methods_supported` choose.
+    pub client_auth: Option<ClientAuthMethod>,
+    /// The private key of `private_key_jwt`.
+    pub assertion_key: Option<Arc<AssertionKey>>,
+    /// The `aud` of client assertions.
+    pub assertion_audience: AssertionAudience,
     /// Outbound HTTP.
     pub http: HttpSettings,
     /// Accepted JWS algorithms.
@@ -61,7 +70,9 @@ impl ProviderSettings {
             issuer: issuer.trim_end_matches('/').to_owned(),
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
-            client_auth: ClientAuthMethod::default(),
+            client_auth: None,
+            assertion_key: None,
+            assertion_audience: AssertionAudience::default(),
             http: HttpSettings::default(),
             allowed_algs: DEFAULT_ALLOWED_ALGS.to_vec(),
             clock_skew: DEFAULT_CLOCK_SKEW,
@@ -72,16 +83,25 @@ impl ProviderSettings {
     }
 }
 
-/// Discovered state: metadata and keys.
+/// Shortest time between two log lines about a refused client authentication.
+pub const INVALID_CLIENT_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Discovered state: metadata, keys and the client authentication in force.
 pub struct Discovered {
     metadata: ProviderMetadata,
     jwks: Jwks,
+    client_auth: ClientAuthMethod,
 }
 
 impl Discovered {
     /// The provider's metadata.
     pub fn metadata(&self) -> &ProviderMetadata {
         &self.metadata
+    }
+
+    /// The client authentication method used with this provider.
+    pub fn client_auth(&self) -> ClientAuthMethod {
+        self.client_auth
     }
 }
 
@@ -92,6 +112,7 @@ pub struct Provider {
     clock: SharedClock,
     state: ArcSwapOption<Discovered>,
     last_attempt_ms: AtomicU64,
+    last_invalid_client_log_ms: AtomicU64,
     init: tokio::sync::Mutex<()>,
 }
 
@@ -105,6 +126,7 @@ impl Provider {
             clock,
             state: ArcSwapOption::empty(),
             last_attempt_ms: AtomicU64::new(0),
+            last_invalid_client_log_ms: AtomicU64::new(0),
             init: tokio::sync::Mutex::new(()),
         })
     }
@@ -147,12 +169,36 @@ impl Provider {
                 self.settings.jwks_min_refresh_interval,
             )
             .await?;
-            Ok::<_, Error>(Arc::new(Discovered { metadata, jwks }))
+            let client_auth = select_method(
+                self.settings.client_auth,
+                metadata.token_endpoint_auth_methods_supported.as_deref(),
+                !self.settings.client_secret.is_empty(),
+                self.settings.assertion_key.is_some(),
+            );
+            if let Some(sup) = &metadata.token_endpoint_auth_methods_supported {
+                if !sup.iter().any(|m| m == client_auth.as_str()) {
+                    tracing::warn!(
+                        issuer = %self.settings.issuer,
+                        method = %client_auth,
+                        advertised = ?sup,
+                        "the provider does not advertise this client authentication method"
+                    );
+                }
+            }
+            Ok::<_, Error>(Arc::new(Discovered {
+                metadata,
+                jwks,
+                client_auth,
+            }))
         }
         .await;
         match result {
             Ok(d) => {
-                tracing::info!(issuer = %self.settings.issuer, "provider discovered");
+                tracing::info!(
+                    issuer = %self.settings.issuer,
+                    client_auth = %d.client_auth,
+                    "provider discovered"
+                );
                 self.state.store(Some(d.clone()));
                 Ok(d)
             }
@@ -287,15 +333,69 @@ impl Provider {
                 )
             })?;
         introspect::check_endpoint(endpoint)?;
-        introspect::introspect(&self.client, endpoint, &self.creds(), token).await
+        let r = introspect::introspect(&self.client, endpoint, &self.creds(&d), token).await;
+        self.note_refusal(&d, "introspection", r)
     }
 
-    fn creds(&self) -> ClientCredentials<'_> {
+    /// Revokes `token` at the discovered `revocation_endpoint` (RFC 7009)
+    /// with the client's authentication. `hint` is `access_token` or
+    /// `refresh_token`. Without an endpoint there is nothing to do.
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), Error> {
+        let d = self.discovered().await?;
+        let Some(endpoint) = d.metadata.revocation_endpoint.as_deref() else {
+            return Ok(());
+        };
+        let r = revoke(&self.client, endpoint, &self.creds(&d), token, hint).await;
+        self.note_refusal(&d, "revocation", r)
+    }
+
+    fn creds<'a>(&'a self, d: &'a Discovered) -> ClientCredentials<'a> {
         ClientCredentials {
             id: &self.settings.client_id,
             secret: &self.settings.client_secret,
-            method: self.settings.client_auth,
+            method: d.client_auth,
+            key: self.settings.assertion_key.as_deref(),
+            audience: ClientCredentials::audience_for(
+                &self.settings.assertion_audience,
+                &d.metadata.issuer,
+                &d.metadata.token_endpoint,
+            ),
+            now: self.clock.now(),
         }
+    }
+
+    /// Logs a refused client authentication at most once per
+    /// [`INVALID_CLIENT_LOG_INTERVAL`], naming the method used, and passes
+    /// the result on.
+    fn note_refusal<T>(
+        &self,
+        d: &Discovered,
+        endpoint: &'static str,
+        r: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Err(e) = &r {
+            if e.is_client_refused() {
+                let now = self.clock.now_ms().max(1);
+                let last = self.last_invalid_client_log_ms.load(Ordering::Acquire);
+                let every =
+                    u64::try_from(INVALID_CLIENT_LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+                if (last == 0 || now.saturating_sub(last) >= every)
+                    && self
+                        .last_invalid_client_log_ms
+                        .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    tracing::error!(
+                        issuer = %self.settings.issuer,
+                        endpoint,
+                        method = %d.client_auth,
+                        "the provider refused the client's authentication (invalid_client); \
+                         check clientID, the secret or key, and clientAuthMethod"
+                    );
+                }
+            }
+        }
+        r
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens.
@@ -314,28 +414,30 @@ impl Provider {
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
         }
-        grant(
+        let r = grant(
             &self.client,
             &d.metadata.token_endpoint,
-            &self.creds(),
-            form,
+            &self.creds(&d),
+            &form,
         )
-        .await
+        .await;
+        self.note_refusal(&d, "token", r)
     }
 
     /// Redeems a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, Error> {
         let d = self.discovered().await?;
-        let form = vec![
+        let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        grant(
+        let r = grant(
             &self.client,
             &d.metadata.token_endpoint,
-            &self.creds(),
-            form,
+            &self.creds(&d),
+            &form,
         )
-        .await
+        .await;
+        self.note_refusal(&d, "token", r)
     }
 }

@@ -1,20 +1,10 @@
 //! The token endpoint: authorization-code exchange (with PKCE) and refresh.
 
-use base64::Engine as _;
 use serde::Deserialize;
 
+use super::client_auth::{ClientCredentials, authenticated_post};
 use super::http::{error_chain, read_capped};
 use super::{Error, OAuthErrorKind};
-
-/// How the client authenticates at the token endpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    /// `client_id` and `client_secret` in the form body.
-    #[default]
-    ClientSecretPost,
-    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-}
 
 /// A successful token endpoint answer.
 #[derive(Clone, Deserialize)]
@@ -57,54 +47,18 @@ struct OAuthErrorBody {
     error: String,
 }
 
-/// Client credentials for the token endpoint.
-pub(crate) struct ClientCredentials<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) secret: &'a str,
-    pub(crate) method: ClientAuthMethod,
-}
-
-/// Adds client authentication to a POST to the token or introspection
-/// endpoint: form fields for `client_secret_post`, an HTTP Basic header for
-/// `client_secret_basic`.
-pub(crate) fn authenticate<'a>(
-    mut req: reqwest::RequestBuilder,
-    creds: &ClientCredentials<'a>,
-    form: &mut Vec<(&'a str, &'a str)>,
-) -> reqwest::RequestBuilder {
-    match creds.method {
-        ClientAuthMethod::ClientSecretPost => {
-            form.push(("client_id", creds.id));
-            if !creds.secret.is_empty() {
-                form.push(("client_secret", creds.secret));
-            }
-        }
-        ClientAuthMethod::ClientSecretBasic => {
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            let raw = format!("{}:{}", enc(creds.id), enc(creds.secret));
-            let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-            req = req.header(reqwest::header::AUTHORIZATION, format!("Basic {b64}"));
-        }
-    }
-    req
-}
-
 /// POSTs a grant to the token endpoint and classifies the answer.
-pub(crate) async fn grant<'a>(
+pub(crate) async fn grant(
     client: &reqwest::Client,
     endpoint: &str,
-    creds: &ClientCredentials<'a>,
-    mut form: Vec<(&'a str, &'a str)>,
+    creds: &ClientCredentials<'_>,
+    form: &[(&str, &str)],
 ) -> Result<TokenResponse, Error> {
-    let req = client
-        .post(endpoint)
-        .header(reqwest::header::ACCEPT, "application/json");
-    let req = authenticate(req, creds, &mut form);
-    let resp =
-        req.form(&form).send().await.map_err(|e| {
-            Error::ProviderUnavailable(format!("token endpoint: {}", error_chain(&e)))
-        })?;
+    let req = authenticated_post(client, endpoint, creds, form)?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Error::ProviderUnavailable(format!("token endpoint: {}", error_chain(&e))))?;
     let status = resp.status();
     let body = read_capped(resp).await?;
     if status.is_success() {
@@ -127,5 +81,39 @@ pub(crate) async fn grant<'a>(
     }
     Err(Error::ProviderUnavailable(format!(
         "token endpoint answered HTTP {status}"
+    )))
+}
+
+/// POSTs an RFC 7009 revocation. 200 is success whatever the token was;
+/// 401/403 is [`Error::ClientRefused`]; 5xx, 408, 429 and transport failures
+/// are [`Error::ProviderUnavailable`].
+pub(crate) async fn revoke(
+    client: &reqwest::Client,
+    endpoint: &str,
+    creds: &ClientCredentials<'_>,
+    token: &str,
+    hint: &str,
+) -> Result<(), Error> {
+    let form = [("token", token), ("token_type_hint", hint)];
+    let resp = authenticated_post(client, endpoint, creds, &form)?
+        .send()
+        .await
+        .map_err(|e| {
+            Error::ProviderUnavailable(format!("revocation endpoint: {}", error_chain(&e)))
+        })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    if matches!(status.as_u16(), 401 | 403) {
+        return Err(Error::ClientRefused("revocation"));
+    }
+    if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+        return Err(Error::ProviderUnavailable(format!(
+            "revocation endpoint answered HTTP {status}"
+        )));
+    }
+    Err(Error::ProviderInvalid(format!(
+        "revocation endpoint answered HTTP {status}"
     )))
 }

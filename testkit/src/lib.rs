@@ -19,8 +19,8 @@ mod jose;
 mod server;
 
 pub use idp::{
-    AccessTokenFormat, Counters, Endpoint, Fault, IdpConfig, KeyChoice, Mint, SigningAlg, TestIdp,
-    TestUser,
+    AccessTokenFormat, AssertionAud, ClientKey, ClientKeyAlg, Counters, Endpoint, Fault, IdpConfig,
+    KeyChoice, Mint, SigningAlg, TestIdp, TestUser,
 };
 
 /// Returns a TCP port on 127.0.0.1 that was free at the time of the call.

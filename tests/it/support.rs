@@ -152,7 +152,12 @@ pub(crate) struct Harness {
 impl Harness {
     /// Starts provider, upstream and a gate for `door` with `extra` YAML lines.
     pub(crate) async fn start(door: Door, extra: &str) -> Harness {
-        let idp = TestIdp::start(IdpConfig::default()).await;
+        Self::start_with(door, IdpConfig::default(), extra).await
+    }
+
+    /// [`Harness::start`] with a provider configured by `idp_cfg`.
+    pub(crate) async fn start_with(door: Door, idp_cfg: IdpConfig, extra: &str) -> Harness {
+        let idp = TestIdp::start(idp_cfg).await;
         let upstream = EchoUpstream::start().await;
         let yaml = gate_yaml(&idp, door_upstream(door, &upstream).as_deref(), extra);
         let gate = GateServer::start(&yaml).await;

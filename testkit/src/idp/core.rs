@@ -146,6 +146,10 @@ pub(crate) struct State {
     pub(crate) id_token_overrides: Option<Value>,
     /// Key signing the ID tokens of the token endpoint.
     pub(crate) id_token_key: KeyChoice,
+    /// `jti`s of client assertions already presented.
+    pub(crate) seen_jtis: HashSet<String>,
+    /// Client authentication methods of successful authentications, in order.
+    pub(crate) client_auth_log: Vec<&'static str>,
     next_family: u64,
 }
 
@@ -202,6 +206,8 @@ impl Shared {
             ended_sids: HashSet::new(),
             id_token_overrides: None,
             id_token_key: KeyChoice::Current,
+            seen_jtis: HashSet::new(),
+            client_auth_log: Vec::new(),
             next_family: 0,
         };
         Self {

@@ -19,7 +19,7 @@ use tower::ServiceExt as _;
 use url::Url;
 
 use super::core::{CODE_TTL, CodeGrant, IssuedTokens, RtStatus, Shared, bump};
-use super::{Endpoint, Fault};
+use super::{Endpoint, Fault, client_auth};
 use crate::jose;
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, io::Error>> + Send>>;
@@ -188,8 +188,8 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|c| c.into_owned())
 }
 
-/// Authenticates the single registered client via `client_secret_basic` or
-/// `client_secret_post`.
+/// Authenticates the single registered client with the methods it is
+/// allowed (see [`client_auth`](super::client_auth)); records the method.
 fn authenticate_client(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<(), OAuthError> {
     let basic = headers
         .get(header::AUTHORIZATION)
@@ -198,31 +198,43 @@ fn authenticate_client(s: &Shared, headers: &HeaderMap, form: &Params) -> Result
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
         });
-    let (id, secret) = if let Some(encoded) = basic {
-        let decoded = jose::b64std_decode(encoded)
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-        let (id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-        match (form_decode(id), form_decode(secret)) {
-            (Some(id), Some(secret)) => (id, secret),
-            _ => return Err(OAuthError::invalid_client("malformed Basic credentials")),
+    let basic = match basic {
+        Some(encoded) => {
+            let decoded = jose::b64std_decode(encoded)
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            match (form_decode(id), form_decode(secret)) {
+                (Some(id), Some(secret)) => Some((id, secret)),
+                _ => return Err(OAuthError::invalid_client("malformed Basic credentials")),
+            }
         }
-    } else {
-        match (param(form, "client_id"), param(form, "client_secret")) {
-            (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned()),
-            _ => return Err(OAuthError::invalid_client("client authentication required")),
-        }
+        None => None,
     };
-    if id != s.cfg.client_id || secret != s.cfg.client_secret {
-        return Err(OAuthError::invalid_client("unknown client or wrong secret"));
-    }
-    if let Some(form_id) = param(form, "client_id")
-        && form_id != s.cfg.client_id
-    {
-        return Err(OAuthError::invalid_client("client_id mismatch"));
-    }
+    let token_endpoint = format!("{}/token", s.issuer);
+    let reg = client_auth::Registration {
+        client_id: &s.cfg.client_id,
+        client_secret: &s.cfg.client_secret,
+        methods: &s.cfg.token_endpoint_auth_methods,
+        jwk: s.cfg.client_jwk.as_ref(),
+        expected_aud: match s.cfg.assertion_aud {
+            client_auth::AssertionAud::Issuer => &s.issuer,
+            client_auth::AssertionAud::TokenEndpoint => &token_endpoint,
+        },
+    };
+    let presented = client_auth::Presented {
+        basic,
+        form_id: param(form, "client_id"),
+        form_secret: param(form, "client_secret"),
+        assertion_type: param(form, "client_assertion_type"),
+        assertion: param(form, "client_assertion"),
+    };
+    let mut st = s.state.lock();
+    let method = client_auth::check(&reg, &presented, &mut st.seen_jtis)
+        .map_err(OAuthError::invalid_client)?;
+    st.client_auth_log.push(method);
     Ok(())
 }
 
@@ -277,9 +289,10 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Response {
         "scopes_supported": ["openid", "profile", "email", "offline_access", "groups"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "token_endpoint_auth_methods_supported": s.cfg.token_endpoint_auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "HS256"],
+        "introspection_endpoint_auth_methods_supported": s.cfg.token_endpoint_auth_methods,
+        "revocation_endpoint_auth_methods_supported": s.cfg.token_endpoint_auth_methods,
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email",
             "email_verified", "name", "preferred_username", "groups", "roles"

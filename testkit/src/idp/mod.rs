@@ -10,8 +10,11 @@
 //! Every `/authorize` request logs in the current [`TestUser`] without any
 //! interaction and starts a new IdP session with its own `sid`.
 
+mod client_auth;
 mod core;
 mod http;
+
+pub use client_auth::{AssertionAud, ClientKey, ClientKeyAlg, JWT_BEARER};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -175,6 +178,14 @@ pub struct IdpConfig {
     /// Include an ID token in refresh-token responses (default true; some
     /// providers answer a refresh with access and refresh tokens only).
     pub id_token_on_refresh: bool,
+    /// Client authentication methods the client may use, advertised as
+    /// `token_endpoint_auth_methods_supported` (default
+    /// `client_secret_post`, `client_secret_basic`).
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// The client's registered public key (a JWK) for `private_key_jwt`.
+    pub client_jwk: Option<Value>,
+    /// The `aud` required in client assertions (default the issuer).
+    pub assertion_aud: AssertionAud,
 }
 
 impl Default for IdpConfig {
@@ -193,6 +204,12 @@ impl Default for IdpConfig {
             with_end_session: true,
             token_endpoint_delay: Duration::ZERO,
             id_token_on_refresh: true,
+            token_endpoint_auth_methods: vec![
+                "client_secret_post".into(),
+                "client_secret_basic".into(),
+            ],
+            client_jwk: None,
+            assertion_aud: AssertionAud::Issuer,
         }
     }
 }
@@ -372,6 +389,12 @@ impl TestIdp {
     /// Sets the user that subsequent `/authorize` requests log in.
     pub fn set_user(&self, user: TestUser) {
         self.shared.state.lock().user = user;
+    }
+
+    /// The client authentication method of every successful client
+    /// authentication so far, in order (`client_secret_basic`, ...).
+    pub fn client_auth_methods_used(&self) -> Vec<&'static str> {
+        self.shared.state.lock().client_auth_log.clone()
     }
 
     /// A snapshot of the request counters.
