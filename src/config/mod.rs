@@ -259,6 +259,7 @@ impl Config {
             allowed_domains: raw.allowed_user_domains.clone(),
             allowed_roles_and_groups: raw.allowed_roles_and_groups.clone(),
             minimal_headers: raw.minimal_headers,
+            insecure_allow_unverified_email: raw.insecure_allow_unverified_email,
             ..PolicySettings::default()
         };
         if let Some(c) = &raw.user_identifier_claim {

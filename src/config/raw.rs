@@ -94,6 +94,9 @@ pub struct RawConfig {
     /// Skip provider TLS verification (development only).
     #[serde(rename = "insecureSkipVerify")]
     pub insecure_skip_verify: bool,
+    /// Accept e-mail identities without `email_verified: true`.
+    #[serde(rename = "insecureAllowUnverifiedEmail")]
+    pub insecure_allow_unverified_email: bool,
     /// Identifier allowlist.
     #[serde(rename = "allowedUsers")]
     pub allowed_users: Vec<String>,
@@ -268,6 +271,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("caCertPath", EnvKind::Str),
     ("caCertPEM", EnvKind::Str),
     ("insecureSkipVerify", EnvKind::Bool),
+    ("insecureAllowUnverifiedEmail", EnvKind::Bool),
     ("allowedUsers", EnvKind::List),
     ("allowedUserDomains", EnvKind::List),
     ("allowedRolesAndGroups", EnvKind::List),

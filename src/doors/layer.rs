@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
@@ -122,12 +122,17 @@ pub(crate) fn view_of<B>(
         None => req.uri().scheme_str() == Some("https"),
     };
     let own_target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let bad = |msg: &str| Box::new(Reply::error(http::StatusCode::BAD_REQUEST, msg, false));
+    let mut verdict = false;
     let (method, target) = match source {
-        ViewSource::Forwarded => {
-            let target = fwd("x-forwarded-uri").or_else(|| fwd("x-original-uri"));
-            match target {
+        ViewSource::Forwarded if believed => {
+            match agreed(headers, &ORIGINAL_URI_HEADERS)
+                .map_err(|()| bad("Conflicting original-URI headers"))?
+            {
                 Some(t) => {
-                    let m = fwd("x-forwarded-method")
+                    verdict = true;
+                    let m = agreed(headers, &ORIGINAL_METHOD_HEADERS)
+                        .map_err(|()| bad("Conflicting original-method headers"))?
                         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
                         .unwrap_or(Method::GET);
                     (m, t)
@@ -135,7 +140,7 @@ pub(crate) fn view_of<B>(
                 None => (req.method().clone(), own_target),
             }
         }
-        ViewSource::Direct => (req.method().clone(), own_target),
+        _ => (req.method().clone(), own_target),
     };
     if !valid_host(host) {
         return Err(Box::new(Reply::error(
@@ -145,13 +150,36 @@ pub(crate) fn view_of<B>(
         )));
     }
     let client_ip = trusted.client_ip(peer, headers);
-    RequestView::new(method, https, host, target, headers.clone(), client_ip).map_err(|e| {
-        Box::new(Reply::error(
-            http::StatusCode::BAD_REQUEST,
-            &format!("Invalid request: {e}"),
-            false,
-        ))
-    })
+    let mut view = RequestView::new(method, https, host, target, headers.clone(), client_ip)
+        .map_err(|e| bad(&format!("Invalid request: {e}")))?;
+    view.verdict = verdict;
+    Ok(view)
+}
+
+/// Headers that carry the original request target to the forwarded doors:
+/// Traefik and Caddy send `X-Forwarded-Uri`; nginx sends whichever its
+/// `auth_request` location sets (`X-Forwarded-Uri` in our snippets,
+/// `X-Original-URI` in oauth2-proxy's). Proxies pass client headers on, so
+/// every line of every candidate must carry the same value.
+const ORIGINAL_URI_HEADERS: [&str; 2] = ["x-forwarded-uri", "x-original-uri"];
+/// Headers that carry the original method, under the same rule.
+const ORIGINAL_METHOD_HEADERS: [&str; 2] = ["x-forwarded-method", "x-original-method"];
+
+/// The one value all lines of the `names` headers agree on (`None` when
+/// none is present); `Err` when two differ or one is not text. A value is
+/// taken whole: a comma belongs to a URI, it does not separate a list.
+fn agreed<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>, ()> {
+    let mut found: Option<&str> = None;
+    for name in names {
+        for v in headers.get_all(*name) {
+            let v = v.to_str().map_err(|_| ())?.trim();
+            match found {
+                Some(f) if f != v => return Err(()),
+                _ => found = Some(v),
+            }
+        }
+    }
+    Ok(found.filter(|v| !v.is_empty()))
 }
 
 /// A host (with optional port) that is safe to build URLs from.

@@ -210,9 +210,19 @@ impl Gate {
 
     /// Decides what happens to one request.
     pub async fn decide(&self, view: &RequestView) -> Decision {
-        match self.decide_inner(view).await {
+        let decision = match self.decide_inner(view).await {
             Ok(d) => self.finish_allow(d),
             Err(e) => rescue::rescue(e, view),
+        };
+        match decision {
+            // Through forward-auth and auth_request a 2xx means "let the
+            // original request through": the gate's own pages (front-channel
+            // logout, ...) reach the browser with a non-2xx status there.
+            Decision::Respond(mut r) if view.verdict && r.status.is_success() => {
+                r.status = StatusCode::FORBIDDEN;
+                Decision::Respond(r)
+            }
+            other => other,
         }
     }
 

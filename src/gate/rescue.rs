@@ -106,6 +106,10 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
              cookie domain matches this site, then try again."
                 .into(),
         ),
+        Error::Identity(IdentityError::UnverifiedEmail) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: the identity provider has not verified your e-mail address".into(),
+        ),
         Error::Identity(_) => (StatusCode::FORBIDDEN, "Access denied: no usable user identifier".into()),
         Error::Oidc(o) if o.is_token_fault() => {
             (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())

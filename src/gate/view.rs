@@ -50,6 +50,10 @@ pub struct RequestView {
     pub client_ip: IpAddr,
     /// Set by the auth_request door: never start a login, answer 401 instead.
     pub probe: bool,
+    /// The request is a question about another request (forward-auth,
+    /// auth_request): a 2xx answer lets that request through, so a page the
+    /// gate authors is never answered with a 2xx.
+    pub verdict: bool,
 }
 
 impl RequestView {
@@ -72,6 +76,7 @@ impl RequestView {
             headers,
             client_ip,
             probe: false,
+            verdict: false,
         })
     }
 

@@ -118,6 +118,10 @@ pub struct PolicySettings {
     pub minimal_headers: bool,
     /// Longest identifier accepted.
     pub max_identifier_bytes: usize,
+    /// Accept an e-mail address whose `email_verified` claim is absent or
+    /// not true (`insecureAllowUnverifiedEmail`; for providers that omit the
+    /// claim).
+    pub insecure_allow_unverified_email: bool,
 }
 
 impl Default for PolicySettings {
@@ -131,6 +135,7 @@ impl Default for PolicySettings {
             group_claim: DEFAULT_GROUP_CLAIM.into(),
             minimal_headers: false,
             max_identifier_bytes: DEFAULT_MAX_IDENTIFIER_BYTES,
+            insecure_allow_unverified_email: false,
         }
     }
 }
@@ -165,9 +170,13 @@ pub enum IdentityError {
     /// Neither the identifier claim nor `sub` holds a usable value.
     #[error("no usable identifier claim")]
     Missing,
-    /// The identifier has control characters, bidi overrides, `,;=` or is too long.
+    /// The identifier has control characters, bidi overrides, `,;=`, is too
+    /// long, or cannot be a header value.
     #[error("identifier is not safe to forward")]
     Unsafe,
+    /// The identifier is an e-mail address the provider has not verified.
+    #[error("e-mail address not verified by the provider")]
+    UnverifiedEmail,
 }
 
 /// The compiled policy.
@@ -182,13 +191,13 @@ pub struct Policy {
 impl Policy {
     /// Compiles `settings`.
     pub fn new(settings: PolicySettings) -> Self {
-        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_lowercase()).collect();
+        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
         Self {
             users: lower(&settings.allowed_users),
             domains: settings
                 .allowed_domains
                 .iter()
-                .map(|d| d.trim().trim_start_matches('@').to_lowercase())
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
             settings,
@@ -202,24 +211,35 @@ impl Policy {
 
     /// Builds an identity from token claims using `claim` for the identifier
     /// (falling back to `sub`).
+    ///
+    /// An identifier taken from the `email` claim requires `email_verified`
+    /// to be true (unless `insecure_allow_unverified_email`); an unverified
+    /// `email` that is not the identifier is left out of the identity. An
+    /// identifier that cannot travel as a header value is refused.
     pub fn identity_from_claims(
         &self,
         claims: &Map<String, Value>,
         claim: &str,
     ) -> Result<Identity, IdentityError> {
         let subject = scalar(claims.get("sub")).unwrap_or_default();
-        let identifier = scalar(claims.get(claim))
-            .filter(|s| !s.trim().is_empty())
+        let from_claim = scalar(claims.get(claim)).filter(|s| !s.trim().is_empty());
+        let email_ok = self.settings.insecure_allow_unverified_email || email_verified(claims);
+        if claim == "email" && from_claim.is_some() && !email_ok {
+            return Err(IdentityError::UnverifiedEmail);
+        }
+        let identifier = from_claim
             .or_else(|| Some(subject.clone()).filter(|s| !s.is_empty()))
             .ok_or(IdentityError::Missing)?;
         let identifier = identifier.trim().to_owned();
-        if !is_safe_identifier(&identifier, self.settings.max_identifier_bytes) {
+        if !is_safe_identifier(&identifier, self.settings.max_identifier_bytes)
+            || HeaderValue::from_bytes(identifier.as_bytes()).is_err()
+        {
             return Err(IdentityError::Unsafe);
         }
         Ok(Identity {
             identifier,
             subject,
-            email: scalar(claims.get("email")),
+            email: scalar(claims.get("email")).filter(|_| email_ok),
             groups: list(claims.get(&self.settings.group_claim)),
             roles: list(claims.get(&self.settings.role_claim)),
         })
@@ -228,7 +248,9 @@ impl Policy {
     /// Applies the allowlists.
     pub fn authorize(&self, id: &Identity) -> Result<(), Forbid> {
         if !self.users.is_empty() || !self.domains.is_empty() {
-            let ident = id.identifier.to_lowercase();
+            // ASCII folding only: Unicode lower-casing maps look-alikes such
+            // as the Kelvin sign onto ASCII letters.
+            let ident = id.identifier.to_ascii_lowercase();
             let user_ok = self.users.contains(&ident);
             let domain_ok = !self.domains.is_empty()
                 && ident.matches('@').count() == 1
@@ -262,7 +284,9 @@ impl Policy {
             HeaderMap::new()
         };
         let mut put = |name: &'static str, v: Option<&str>| {
-            if let Some(v) = v.and_then(|v| HeaderValue::from_str(v).ok()) {
+            // UTF-8 travels as obs-text; identifiers that cannot be a
+            // header value were refused when the identity was built.
+            if let Some(v) = v.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
                 h.insert(HeaderName::from_static(name), v);
             }
         };
@@ -301,6 +325,16 @@ fn scalar(v: Option<&Value>) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
+    }
+}
+
+/// True when the provider vouches for the `email` claim: `email_verified`
+/// is the boolean `true` or the string `"true"` (some providers send a string).
+fn email_verified(claims: &Map<String, Value>) -> bool {
+    match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
     }
 }
 
@@ -401,6 +435,80 @@ mod tests {
         }
         let open = Policy::new(PolicySettings::default());
         assert!(open.authorize(&id("anyone")).is_ok());
+    }
+
+    #[test]
+    fn issue12_f1_email_identifier_requires_email_verified() {
+        let p = Policy::new(PolicySettings::default());
+        for (verified, ok) in [
+            (json!(true), true),
+            (json!("true"), true),
+            (json!(false), false),
+            (json!("false"), false),
+            (json!(null), false),
+            (json!(1), false),
+        ] {
+            let c = claims(json!({"sub":"s","email":"a@corp.com","email_verified":verified}));
+            assert_eq!(
+                p.identity_from_claims(&c, "email").is_ok(),
+                ok,
+                "{verified}"
+            );
+        }
+        let c = claims(json!({"sub":"s","email":"a@corp.com"}));
+        assert_eq!(
+            p.identity_from_claims(&c, "email"),
+            Err(IdentityError::UnverifiedEmail)
+        );
+        // Another identifier: the unverified address is simply not carried.
+        let id = p.identity_from_claims(&c, "sub").unwrap();
+        assert_eq!((id.identifier.as_str(), id.email), ("s", None));
+        let lax = Policy::new(PolicySettings {
+            insecure_allow_unverified_email: true,
+            ..PolicySettings::default()
+        });
+        let id = lax.identity_from_claims(&c, "email").unwrap();
+        assert_eq!(id.identifier, "a@corp.com");
+    }
+
+    #[test]
+    fn issue12_f1_identifiers_compare_ascii_case_insensitively() {
+        let p = Policy::new(PolicySettings {
+            allowed_users: vec!["kim@corp.example".into()],
+            allowed_domains: vec!["kcorp.example".into()],
+            ..PolicySettings::default()
+        });
+        let id = |s: &str| Identity {
+            identifier: s.into(),
+            ..Identity::default()
+        };
+        assert!(p.authorize(&id("KIM@Corp.Example")).is_ok());
+        assert!(p.authorize(&id("x@KCORP.example")).is_ok());
+        // The Kelvin sign lower-cases to `k` under Unicode rules.
+        assert_eq!(
+            p.authorize(&id("\u{212A}im@corp.example")),
+            Err(Forbid::User)
+        );
+        assert_eq!(
+            p.authorize(&id("x@\u{212A}corp.example")),
+            Err(Forbid::User)
+        );
+    }
+
+    #[test]
+    fn issue12_f1_non_ascii_identifier_is_sent_not_dropped() {
+        let p = Policy::new(PolicySettings::default());
+        let c = claims(json!({"sub":"s","email":"jürgen@example.com","email_verified":true}));
+        let id = p.identity_from_claims(&c, "email").unwrap();
+        let h = p.upstream_headers(&id, true);
+        assert_eq!(
+            h["x-forwarded-user"].as_bytes(),
+            "jürgen@example.com".as_bytes()
+        );
+        assert_eq!(
+            h["x-auth-request-email"].as_bytes(),
+            "jürgen@example.com".as_bytes()
+        );
     }
 
     #[test]

@@ -8,5 +8,6 @@
 mod attacks;
 mod client_auth;
 mod doors;
+mod hardening;
 mod login;
 mod support;
