@@ -222,6 +222,9 @@ where
             match layer.gate.decide(&view).await {
                 Decision::Allow(allow) => {
                     let headers = req.headers_mut();
+                    // Before the gate adds anything: a header the client
+                    // names in `Connection` must not take ours with it.
+                    super::hop::drop_connection_named(headers);
                     strip_identity_headers(headers);
                     if allow.strip_authorization {
                         headers.remove(header::AUTHORIZATION);

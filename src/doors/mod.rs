@@ -7,12 +7,14 @@
 //! - [`layer`]: [`OidcLayer`], the tower layer every other door is built from;
 //! - [`allow`]: the "allow" service behind forward-auth (200) and auth_request (202);
 //! - [`proxy`]: the reverse-proxy service (streaming, WebSocket upgrades);
+//! - `hop`: hop-by-hop header hygiene and which upgrades may pass;
 //! - [`trust`]: which peers' `X-Forwarded-*` headers are believed;
 //! - [`app`]: the listener's router (health, auth_request, forward-auth or proxy);
 //! - [`server`]: the accept loop, limits and graceful shutdown.
 
 pub mod allow;
 pub mod app;
+mod hop;
 pub mod layer;
 pub mod proxy;
 mod render;

@@ -1,14 +1,15 @@
 //! The reverse-proxy service: forwards allowed requests to `upstream`.
 //!
 //! Bodies are streamed both ways; hop-by-hop headers are removed; WebSocket
-//! (and other `Upgrade`) requests are upgraded end to end. The request target
+//! requests (and no other `Upgrade`) are upgraded end to end; client-address
+//! headers carry what the gate vouches for. The request target
 //! sent upstream is the gate's normalised path, so what the policy judged is
 //! exactly what the upstream serves.
 
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -16,25 +17,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::Service;
 
+use super::hop::{is_websocket_upgrade, strip_hop_by_hop};
 use super::layer::view_of;
 use super::trust::TrustedProxies;
 use super::{Body, BoxError, full};
 
 /// Time allowed to connect to the upstream.
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Headers that describe one connection and never travel through a proxy.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Forwards requests to one upstream origin.
 #[derive(Clone)]
@@ -97,17 +86,20 @@ impl ProxyService {
         };
 
         let req_peer = req.extensions().get::<super::PeerAddr>().map(|p| p.0.ip());
-        let upgrade = upgrade_protocol(req.headers());
-        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+        // Only WebSocket is tunnelled: any other upgrade (h2c on an excluded
+        // path would be a tunnel past the gate) goes on as a plain request.
+        let websocket = is_websocket_upgrade(req.headers());
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
         *req.uri_mut() = uri;
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        if let Some(proto) = &upgrade {
+        if websocket {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            headers.insert(header::UPGRADE, proto.clone());
+            headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         }
-        let peer_trusted = headers_peer_trusted(&self.trusted, req_peer);
-        append_forwarded(req.headers_mut(), &view, peer_trusted);
+        let peer_trusted = req_peer.is_some_and(|p| self.trusted.contains(p));
+        let hop = req_peer.unwrap_or(view.client_ip);
+        set_forwarded(req.headers_mut(), &view, hop, peer_trusted);
 
         let mut resp = match self.client.request(req).await {
             Ok(r) => r,
@@ -147,58 +139,68 @@ fn status(s: StatusCode) -> Response<Body> {
     r
 }
 
-/// The protocol asked for in `Upgrade`, if the request is an upgrade.
-fn upgrade_protocol(h: &HeaderMap) -> Option<HeaderValue> {
-    let conn_upgrade = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        });
-    conn_upgrade
-        .then(|| h.get(header::UPGRADE).cloned())
-        .flatten()
-}
+/// Client-address headers: what the client sent is replaced by what the gate
+/// vouches for (a trusted proxy's chain is extended instead).
+const CLIENT_ADDRESS_HEADERS: &[&str] = &["forwarded", "x-real-ip", "true-client-ip"];
 
-/// Removes hop-by-hop headers, including those named in `Connection`.
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|t| t.trim().to_ascii_lowercase()))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
-    }
-}
-
-fn headers_peer_trusted(trusted: &TrustedProxies, peer: Option<std::net::IpAddr>) -> bool {
-    peer.is_some_and(|p| trusted.contains(p))
-}
-
-/// Sets X-Forwarded-For/-Proto/-Host for the upstream. An existing
-/// X-Forwarded-For chain is kept only when it came from a trusted proxy.
-fn append_forwarded(h: &mut HeaderMap, view: &crate::gate::RequestView, peer_trusted: bool) {
-    let ip = view.client_ip.to_string();
-    let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if peer_trusted && !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+/// Sets `X-Forwarded-For/-Proto/-Host`, `X-Real-IP` and `Forwarded` for the
+/// upstream. `X-Forwarded-For` and `Forwarded` from a trusted peer are
+/// extended with that peer's address (`hop`); from anyone else they are
+/// replaced. `X-Real-IP` is the client address the gate judged;
+/// `True-Client-IP` is removed.
+fn set_forwarded(
+    h: &mut HeaderMap,
+    view: &crate::gate::RequestView,
+    hop: std::net::IpAddr,
+    peer_trusted: bool,
+) {
+    let joined = |h: &HeaderMap, name: &str| -> Option<String> {
+        let parts: Vec<&str> = h
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        (peer_trusted && !parts.is_empty()).then(|| parts.join(", "))
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        h.insert("x-forwarded-for", v);
+    let hop_text = hop.to_string();
+    let xff = match joined(h, "x-forwarded-for") {
+        Some(prev) => format!("{prev}, {hop_text}"),
+        None => hop_text,
+    };
+    let proto = if view.https { "https" } else { "http" };
+    let node = match hop {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let element = format!("for={node};proto={proto}");
+    // A host with a port or brackets is not an RFC 7239 token: quote it.
+    let element = if view
+        .host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+    {
+        format!("{element};host={}", view.host)
+    } else {
+        format!("{element};host=\"{}\"", view.host)
+    };
+    let forwarded = match joined(h, "forwarded") {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
+    };
+    for name in CLIENT_ADDRESS_HEADERS {
+        h.remove(*name);
     }
-    h.insert(
-        "x-forwarded-proto",
-        HeaderValue::from_static(if view.https { "https" } else { "http" }),
-    );
-    if let Ok(v) = HeaderValue::from_str(&view.host) {
-        h.insert("x-forwarded-host", v);
-    }
+    h.remove("x-forwarded-for");
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    };
+    put("x-forwarded-for", &xff);
+    put("forwarded", &forwarded);
+    put("x-real-ip", &view.client_ip.to_string());
+    put("x-forwarded-proto", proto);
+    put("x-forwarded-host", &view.host);
 }

@@ -52,29 +52,54 @@ impl TrustedProxies {
         self.0.iter().any(|n| n.contains(&ip))
     }
 
-    /// The client address: the right-most `X-Forwarded-For` entry that is not
-    /// a trusted proxy, when `peer` is trusted; else `peer`.
+    /// The client address. From an untrusted `peer`: the peer. From a
+    /// trusted one: walk `X-Forwarded-For` (every line, in order) from the
+    /// right, skipping trusted proxies; the first other address is the
+    /// client. An entry that is not an address (`unknown`, junk) stops the
+    /// walk: the client is then the last trusted hop reached (or the peer),
+    /// since nothing left of a bad entry can be vouched for — and nothing
+    /// right of it is thrown away.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
         if !self.contains(peer) {
-            return canonical(peer);
+            return peer;
         }
-        let mut hops: Vec<IpAddr> = Vec::new();
-        for v in headers.get_all("x-forwarded-for") {
-            let Ok(v) = v.to_str() else {
-                return canonical(peer);
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+            .flat_map(|v| v.split(','))
+            .filter(|e| !e.trim().is_empty())
+            .collect();
+        let mut client = peer;
+        for entry in entries.iter().rev() {
+            let Some(ip) = parse_forwarded_for(entry) else {
+                return client;
             };
-            for part in v.split(',') {
-                match part.trim().parse::<IpAddr>() {
-                    Ok(ip) => hops.push(canonical(ip)),
-                    Err(_) => return canonical(peer),
-                }
+            client = ip;
+            if !self.contains(ip) {
+                return ip;
             }
         }
-        hops.into_iter()
-            .rev()
-            .find(|ip| !self.contains(*ip))
-            .unwrap_or(canonical(peer))
+        client
     }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port
+/// (`1.2.3.4:80`, `[::1]:80`) or in brackets (`[::1]`).
+pub fn parse_forwarded_for(entry: &str) -> Option<IpAddr> {
+    let e = entry.trim();
+    if let Ok(ip) = e.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(sa) = e.parse::<std::net::SocketAddr>() {
+        return Some(canonical(sa.ip()));
+    }
+    let inner = e.strip_prefix('[')?.strip_suffix(']')?;
+    inner
+        .parse::<std::net::Ipv6Addr>()
+        .ok()
+        .map(|v6| canonical(IpAddr::V6(v6)))
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -126,5 +151,36 @@ mod tests {
             t.client_ip("10.0.0.2".parse().unwrap(), &h),
             "10.0.0.2".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn issue12_f10_one_bad_forwarded_for_entry_keeps_the_rest() {
+        let t = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (xff, want) in [
+            // Junk left of the client does not matter.
+            ("junk, 1.2.3.4, 10.0.0.7", "1.2.3.4"),
+            ("unknown, 1.2.3.4", "1.2.3.4"),
+            // Junk right after trusted hops: the last trusted hop reached.
+            ("1.2.3.4, junk, 10.0.0.7", "10.0.0.7"),
+            ("1.2.3.4, junk", "10.0.0.2"),
+            // Ports and brackets are addresses.
+            ("1.2.3.4:5678, 10.0.0.7", "1.2.3.4"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("::ffff:1.2.3.4", "1.2.3.4"),
+            ("", "10.0.0.2"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", xff.parse().unwrap());
+            assert_eq!(t.client_ip(peer, &h), ip(want), "{xff:?}");
+        }
+        // Several header lines form one list.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        h.append("x-forwarded-for", "junk".parse().unwrap());
+        h.append("x-forwarded-for", "5.6.7.8, 10.1.1.1".parse().unwrap());
+        assert_eq!(t.client_ip(peer, &h), ip("5.6.7.8"));
     }
 }

@@ -6,6 +6,8 @@
 //! fixation), redirect to the provider. Callback: the `state` must match a
 //! pending login, the code is exchanged with its verifier, the ID token is
 //! verified with its nonce, the policy is applied, and a new session is sealed.
+//! A `state` is single-use: it is claimed on every replica (a replay mark)
+//! before the code exchange, and leaves the login cookie whatever the outcome.
 
 use http::{Method, StatusCode};
 
@@ -13,6 +15,7 @@ use super::decision::{Decision, Reply};
 use super::rescue::Error;
 use super::view::RequestView;
 use super::{Gate, safe_redirect};
+use crate::cache::{CacheKey, Namespace};
 use crate::oidc::{Provider, TokenResponse};
 use crate::session::{LoginState, PendingLogin, Session, pkce_challenge, random_token};
 
@@ -143,10 +146,58 @@ impl Gate {
         let pending = login
             .take(&state)
             .ok_or(Error::BadCallback("state mismatch"))?;
+        // From here on the state is spent, whatever happens: the browser's
+        // login cookie loses it, and a copy of the cookie finds it claimed.
+        let spent = self.inner.sessions.store_login(&login, secure)?;
+        let attempt = async {
+            self.claim_login_state(&state).await?;
+            self.finish_callback(view, pending, now).await
+        };
+        match attempt.await {
+            Ok((mut set_cookies, location)) => {
+                // Keep the loop counter (a session that never arrives back
+                // shows up as a loop); forget the finished login.
+                set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
+                set_cookies.push(spent);
+                Ok(Decision::Redirect {
+                    location,
+                    set_cookies,
+                })
+            }
+            Err(e) => Ok(match super::rescue::rescue(e, view) {
+                Decision::Respond(r) => Decision::Respond(r.with_cookies(vec![spent])),
+                other => other,
+            }),
+        }
+    }
+
+    /// Marks `state` used on every replica; `Err` when it already was.
+    async fn claim_login_state(&self, state: &str) -> Result<(), Error> {
+        let key = CacheKey::hashed(&format!("login-state:{state}"));
+        let ttl = std::time::Duration::from_secs(self.inner.sessions.login_ttl_secs());
+        match self
+            .inner
+            .caches
+            .set_if_absent(Namespace::ReplayMark, &key, &1u8, ttl)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::BadCallback("login already used")),
+            Err(e) => Err(Error::SessionStore(e.to_string())),
+        }
+    }
+
+    /// Exchanges the code of a claimed login, checks the identity and
+    /// stores the session: the session cookies and where to go next.
+    async fn finish_callback(
+        &self,
+        view: &RequestView,
+        pending: crate::session::PendingLogin,
+        now: u64,
+    ) -> Result<(Vec<http::HeaderValue>, String), Error> {
         let code = view
             .query_param("code")
             .ok_or(Error::BadCallback("missing code"))?;
-
         let tokens = self
             .inner
             .provider
@@ -165,12 +216,7 @@ impl Gate {
             .authorize(&identity)
             .map_err(Error::Forbidden)?;
         tracing::info!(user = %session.identifier, "login succeeded");
-
-        // Keep the loop counter (a session that never arrives back shows up
-        // as a loop); forget the finished login.
-        let mut set_cookies = self.store_session(&session, view, now).await?;
-        set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
-        set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
+        let set_cookies = self.store_session(&session, view, now).await?;
         let location = safe_redirect(
             &pending.return_to,
             &view.host,
@@ -178,11 +224,7 @@ impl Gate {
         )
         .filter(|t| !t.starts_with(&self.inner.settings.callback_path))
         .unwrap_or_else(|| "/".into());
-        let location = self.absolute(view, &location);
-        Ok(Decision::Redirect {
-            location,
-            set_cookies,
-        })
+        Ok((set_cookies, self.absolute(view, &location)))
     }
 
     /// Verifies a token response and builds the session it stands for.

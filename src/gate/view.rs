@@ -26,6 +26,13 @@ pub enum ViewError {
     /// The path is longer than [`MAX_PATH_BYTES`].
     #[error("request path too long")]
     TooLong,
+    /// The path means different things to different servers: an encoded
+    /// separator or dot-segment, a dot-segment with parameters (`..;`), an
+    /// escape left after decoding once (`%252e`), a dot-like segment
+    /// (`...`, `.. `), an empty segment before `..`, or a look-alike of `.`,
+    /// `/` or `\`.
+    #[error("request path is ambiguous")]
+    Ambiguous,
 }
 
 /// Longest request target accepted.
@@ -158,6 +165,12 @@ pub fn split_target(target: &str) -> Result<(String, Option<String>), ViewError>
 }
 
 /// Decodes `raw` once and resolves dot-segments and repeated slashes.
+///
+/// Paths whose meaning differs between common servers are refused
+/// ([`ViewError::Ambiguous`]) rather than given one meaning here: upstreams
+/// behind forward-auth see the original path, so the gate judges only paths
+/// every server reads the same way. The result is a fixed point: normalising
+/// it again yields it unchanged.
 pub fn normalize_path(raw: &str) -> Result<String, ViewError> {
     if !raw.starts_with('/') {
         return Err(ViewError::NotAbsolute);
@@ -168,14 +181,30 @@ pub fn normalize_path(raw: &str) -> Result<String, ViewError> {
     if decoded.chars().any(|c| c.is_control() || c == '\\') {
         return Err(ViewError::ForbiddenCharacters);
     }
+    // Servers differ on whether `%2F` separates and `%2e` is a dot, and on
+    // how many times they decode.
+    if raw.split('/').any(has_encoded_separator_or_dot)
+        || has_escape(&decoded)
+        || decoded.chars().any(is_look_alike)
+    {
+        return Err(ViewError::Ambiguous);
+    }
     let mut out: Vec<&str> = Vec::new();
     let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
-    for seg in decoded.split('/') {
+    let mut empty_seen = false;
+    for (i, seg) in decoded.split('/').enumerate() {
         match seg {
-            "" | "." => {}
+            "" => empty_seen |= i > 0,
+            "." => {}
             ".." => {
+                // `/a//..` is `/a` to servers that keep empty segments and
+                // `/` to those that merge them.
+                if empty_seen {
+                    return Err(ViewError::Ambiguous);
+                }
                 out.pop();
             }
+            s if is_dot_like(s) => return Err(ViewError::Ambiguous),
             s => out.push(s),
         }
     }
@@ -188,6 +217,43 @@ pub fn normalize_path(raw: &str) -> Result<String, ViewError> {
         path.push('/');
     }
     Ok(path)
+}
+
+/// True when a raw (still encoded) segment holds an encoded `/`, or
+/// decodes to a dot-segment it does not literally spell.
+fn has_encoded_separator_or_dot(raw_seg: &str) -> bool {
+    let lower = raw_seg.to_ascii_lowercase();
+    if lower.contains("%2f") {
+        return true;
+    }
+    let name = lower.split(';').next().unwrap_or("");
+    name.contains("%2e") && name.split("%2e").all(|p| p.chars().all(|c| c == '.'))
+}
+
+/// True when `decoded` still holds a `%XX` escape (it was encoded twice).
+fn has_escape(decoded: &str) -> bool {
+    let b = decoded.as_bytes();
+    b.windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// Characters some servers map onto `.`, `/` or `\` (fullwidth forms,
+/// division and fraction slashes, one-dot leader).
+fn is_look_alike(c: char) -> bool {
+    matches!(
+        c,
+        '\u{FF0E}' | '\u{FF0F}' | '\u{FF3C}' | '\u{2215}' | '\u{2044}' | '\u{2024}' | '\u{FE52}'
+    )
+}
+
+/// A segment other than `.` and `..` that some server reads as one: dots
+/// and spaces only (`...`, `.. `), or a dot-segment with parameters
+/// (`..;x`, `.;`).
+fn is_dot_like(seg: &str) -> bool {
+    let name = seg.split(';').next().unwrap_or("");
+    let dots_and_spaces = !name.is_empty() && name.chars().all(|c| c == '.' || c == ' ');
+    let is_dot = name == "." || name == "..";
+    (dots_and_spaces && name.contains('.') && !is_dot) || (is_dot && seg.contains(';'))
 }
 
 /// Characters escaped when a decoded path is sent on.
@@ -230,15 +296,18 @@ mod tests {
             ("/a/b", Ok(("/a/b", None))),
             ("/a/b/", Ok(("/a/b/", None))),
             ("/excluded/../private", Ok(("/private", None))),
-            ("/excluded/%2e%2e/private", Ok(("/private", None))),
-            ("/excluded%2F..%2Fprivate", Ok(("/private", None))),
+            ("/excluded/%2e%2e/private", Err(ViewError::Ambiguous)),
+            ("/excluded%2F..%2Fprivate", Err(ViewError::Ambiguous)),
             ("/public#/../private", Err(ViewError::Fragment)),
             ("/x?y=1#frag", Err(ViewError::Fragment)),
             ("/x?y=1", Ok(("/x", Some("y=1")))),
             ("//a//b", Ok(("/a/b", None))),
             ("/a/./b/..", Ok(("/a/", None))),
             ("/../../etc", Ok(("/etc", None))),
-            ("/%252e%252e/x", Ok(("/%2e%2e/x", None))),
+            ("/%252e%252e/x", Err(ViewError::Ambiguous)),
+            ("/files/100%25", Ok(("/files/100%", None))),
+            ("/a%3Bb/c", Ok(("/a;b/c", None))),
+            ("/a/b%2ec", Ok(("/a/b.c", None))),
             ("/a%00b", Err(ViewError::ForbiddenCharacters)),
             ("/a%5cb", Err(ViewError::ForbiddenCharacters)),
             ("/a\\b", Err(ViewError::ForbiddenCharacters)),
@@ -251,6 +320,44 @@ mod tests {
                 .clone()
                 .map(|(p, q)| (p.to_owned(), q.map(str::to_owned)));
             assert_eq!(got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn issue12_f4_ambiguous_paths_are_refused() {
+        for p in [
+            "/public/..;/admin",
+            "/public/..;jsessionid=x/admin",
+            "/public/.;/admin",
+            "/public/%2e%2e;/admin",
+            "/public/..%3B/admin",
+            "/public/%252e%252e/admin",
+            "/public%252Fadmin",
+            "/public/%2541",
+            "/admin/%2e%2e/public",
+            "/admin/.%2e/public",
+            "/admin/%2E/x",
+            "/admin%2fx",
+            "/admin%2F..%2Fpublic",
+            "/admin//../public",
+            "/public/.../admin",
+            "/public/.. /admin",
+            "/public/ ../admin",
+            "/public/\u{FF0E}\u{FF0E}/admin",
+            "/public\u{FF0F}admin",
+            "/public/%EF%BC%8E%EF%BC%8E/admin",
+        ] {
+            assert_eq!(split_target(p), Err(ViewError::Ambiguous), "{p}");
+        }
+        // Not ambiguous: parameters on ordinary segments, dots inside
+        // names, a percent sign that escapes nothing.
+        for (p, want) in [
+            ("/a;v=1/b", "/a;v=1/b"),
+            ("/a/..b/.c", "/a/..b/.c"),
+            ("/50%25off", "/50%off"),
+            ("/a/b/../c", "/a/c"),
+        ] {
+            assert_eq!(split_target(p).map(|(p, _)| p).as_deref(), Ok(want), "{p}");
         }
     }
 

@@ -39,6 +39,16 @@ pub const IDENTITY_HEADERS: &[&str] = &[
     "x-user-roles",
 ];
 
+/// User and token headers other tools trust (Apache/Grafana auth proxies,
+/// oauth2-proxy). The gate never sets them; any spelling coming from a
+/// client is removed (or refused) like the gate's own identity headers.
+pub const FOREIGN_IDENTITY_HEADERS: &[&str] = &[
+    "remote-user",
+    "x-remote-user",
+    "x-webauth-user",
+    "x-forwarded-access-token",
+];
+
 /// The identity headers the gate sends (a subset of [`IDENTITY_HEADERS`]).
 pub const SENT_HEADERS: &[&str] = &[
     "x-forwarded-user",
@@ -59,7 +69,8 @@ pub fn blank_identity_headers() -> HeaderMap {
     h
 }
 
-/// True when `name`, in any case and with `_` or `-`, is an identity header.
+/// True when `name`, in any case and with `_` or `-`, is an identity header
+/// (the gate's own or a foreign one).
 pub fn is_identity_header(name: &str) -> bool {
     if name.len() > 40 {
         return false;
@@ -74,7 +85,7 @@ pub fn is_identity_header(name: &str) -> bool {
             }
         })
         .collect();
-    IDENTITY_HEADERS.contains(&norm.as_str())
+    IDENTITY_HEADERS.contains(&norm.as_str()) || FOREIGN_IDENTITY_HEADERS.contains(&norm.as_str())
 }
 
 /// Removes every spelling of every identity header from `headers`.

@@ -122,7 +122,7 @@ async fn replayed_code_is_refused() {
         assert_eq!(again.status, StatusCode::BAD_REQUEST, "{door:?}: {again:?}");
 
         // Same URL with the login cookie captured before the first use: the
-        // gate's state check passes and the provider refuses the code.
+        // state was claimed by the first use, so the provider is not asked.
         let mut thief = h.browser();
         thief.jar = jar_before;
         let replay = thief.get(&cb).await;
@@ -133,10 +133,10 @@ async fn replayed_code_is_refused() {
         );
         assert!(replay.set_cookie(SESSION_COOKIE).is_none());
         let c = h.idp.counters();
-        assert_eq!(c.code_grants, 2, "{door:?}");
+        assert_eq!(c.code_grants, 1, "{door:?}");
         assert_eq!(
-            c.failed_grants, 1,
-            "{door:?}: the provider refused the replay"
+            c.failed_grants, 0,
+            "{door:?}: the replay never reached the provider"
         );
         assert_not_logged_in(&mut thief, door).await;
     }
@@ -314,12 +314,9 @@ async fn open_redirects_in_rd_are_refused() {
 async fn return_path_after_callback_stays_on_site() {
     // Protected URLs whose return address could be mistaken for another
     // host if used verbatim.
-    let paths = [
-        "//evil.com/x",
-        "/%2F%2Fevil.com",
-        "/.//evil.com",
-        "///evil.com?a=b",
-    ];
+    // (`/%2F%2Fevil.com` is refused outright: encoded separators are
+    // ambiguous paths, see `traversal_out_of_excluded_prefix_needs_login`.)
+    let paths = ["//evil.com/x", "/.//evil.com", "///evil.com?a=b"];
     for door in [Door::Proxy, Door::ForwardAuth] {
         let h = Harness::start(door, "").await;
         for path in paths {
@@ -513,17 +510,19 @@ async fn forwarded_headers_from_untrusted_peers_are_ignored() {
 
 #[tokio::test]
 async fn traversal_out_of_excluded_prefix_needs_login() {
+    // Plain dot-segments are resolved and judged; encoded ones mean
+    // different things to different servers and are refused (issue 12).
     let targets = [
-        "/public/../private",
-        "/public/%2e%2e/private",
-        "/public/%2E%2E/private",
-        "/public%2F..%2Fprivate",
-        "/public/./../private",
+        ("/public/../private", StatusCode::FOUND),
+        ("/public/%2e%2e/private", StatusCode::BAD_REQUEST),
+        ("/public/%2E%2E/private", StatusCode::BAD_REQUEST),
+        ("/public%2F..%2Fprivate", StatusCode::BAD_REQUEST),
+        ("/public/./../private", StatusCode::FOUND),
     ];
     for door in [Door::Proxy, Door::ForwardAuth] {
         let h = Harness::start(door, "excludedURLs: [/public]").await;
         let b = h.browser();
-        for t in targets {
+        for (t, want) in targets {
             let resp = match door {
                 Door::ForwardAuth => {
                     forward_auth_raw(&h.gate, "GET", t, &[("accept", "text/html")]).await
@@ -536,8 +535,10 @@ async fn traversal_out_of_excluded_prefix_needs_login() {
                 .await
                 .into_resp(&b.app_url("/")),
             };
-            assert_eq!(resp.status, StatusCode::FOUND, "{door:?} {t}: {resp:?}");
-            check_authorize(&resp.location().unwrap(), &h.idp, &h.redirect_uri());
+            assert_eq!(resp.status, want, "{door:?} {t}: {resp:?}");
+            if want == StatusCode::FOUND {
+                check_authorize(&resp.location().unwrap(), &h.idp, &h.redirect_uri());
+            }
         }
         assert_eq!(h.upstream.request_count(), 0, "{door:?}: upstream reached");
     }

@@ -115,3 +115,203 @@ async fn issue12_f3_gate_pages_are_never_an_allow() {
     let r = raw(&h.gate, Method::GET, uri, &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 }
+
+// Finding 4: paths whose meaning differs between servers.
+
+/// Sends `GET {target}` on a raw connection (no client-side URL clean-up)
+/// and returns the status code.
+async fn raw_target_status(gate: &GateServer, target: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gate.addr()).await.unwrap();
+    let req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+        gate.addr()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(REQUEST_TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf);
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+const AMBIGUOUS_PATHS: &[&str] = &[
+    "/public/..;/admin",
+    "/public/%252e%252e/admin",
+    "/public/%2e%2e/admin",
+    "/public%2F..%2Fadmin",
+    "/admin//../public/x",
+    "/public/.../admin",
+];
+
+#[tokio::test]
+async fn issue12_f4_ambiguous_paths_are_refused_by_every_door() {
+    let proxy = Harness::start(Door::Proxy, "excludedURLs: [/public]").await;
+    for p in AMBIGUOUS_PATHS {
+        assert_eq!(raw_target_status(&proxy.gate, p).await, 400, "proxy {p}");
+    }
+    assert_eq!(raw_target_status(&proxy.gate, "/public/x").await, 200);
+    let fa = Harness::start(Door::ForwardAuth, "excludedURLs: [/public]").await;
+    for door_path in ["/", "/oauth2/auth"] {
+        for p in AMBIGUOUS_PATHS {
+            let r = raw_owned(&fa.gate, door_path, &forwarded(p)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{door_path} {p}: {r:?}");
+        }
+        let r = raw_owned(&fa.gate, door_path, &forwarded("/public/x")).await;
+        assert!(r.status.is_success(), "{door_path}: {r:?}");
+    }
+}
+
+// Finding 7: a login state is single-use.
+
+/// Drives a login up to the provider's redirect back to the callback.
+async fn until_callback(b: &mut Browser) -> url::Url {
+    let first = b.get_app("/").await;
+    let start = match b.next_hop(&first) {
+        Some(u) if !first.is_redirect() => b.get(&u).await,
+        _ => first,
+    };
+    assert_eq!(start.status, StatusCode::FOUND, "{start:?}");
+    let idp = b.get(&start.location().unwrap()).await;
+    idp.location().unwrap()
+}
+
+fn with_code(cb: &url::Url, code: &str) -> url::Url {
+    let state = query_map(cb)["state"].clone();
+    let mut u = cb.clone();
+    u.set_query(None);
+    u.query_pairs_mut()
+        .append_pair("code", code)
+        .append_pair("state", &state);
+    u
+}
+
+#[tokio::test]
+async fn issue12_f7_login_state_is_single_use() {
+    for door in Door::ALL {
+        let h = Harness::start(door, "").await;
+        let mut b = h.browser();
+        let cb = until_callback(&mut b).await;
+        let stolen = b.jar.clone();
+        // A made-up code: the provider refuses it, and the state is spent.
+        let forged = b.get(&with_code(&cb, "made-up-code")).await;
+        assert!(forged.status.is_client_error(), "{door:?}: {forged:?}");
+        assert!(forged.set_cookie(LOGIN_COOKIE).is_some(), "{door:?}");
+        let real = b.get(&cb).await;
+        assert_eq!(real.status, StatusCode::BAD_REQUEST, "{door:?}: {real:?}");
+        // A copy of the login cookie replayed with more made-up codes never
+        // reaches the token endpoint again.
+        for i in 0..5 {
+            let mut thief = h.browser();
+            thief.jar = stolen.clone();
+            let r = thief.get(&with_code(&cb, &format!("guess-{i}"))).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{door:?}: {r:?}");
+        }
+        assert_eq!(h.idp.counters().code_grants, 1, "{door:?}");
+    }
+}
+
+// Finding 8: reverse-proxy headers.
+
+#[tokio::test]
+async fn issue12_f8_reverse_proxy_header_hygiene() {
+    let h = Harness::start(Door::Proxy, "excludedURLs: [/public]").await;
+    let mut b = h.logged_in_browser().await;
+    // `Connection` naming the identity header must not delete it.
+    b.extra_headers = vec![(
+        "connection".into(),
+        "x-forwarded-user, x-user-groups".into(),
+    )];
+    let r = b.get_app("/who").await;
+    let up = r.upstream_headers();
+    assert_eq!(
+        up.get("x-forwarded-user").map(String::as_str),
+        Some(USER_EMAIL),
+        "{up:?}"
+    );
+    assert!(up.contains_key("x-user-groups") || up.contains_key("x-auth-request-user"));
+    // Client spellings of identity and address headers never reach the
+    // upstream as sent (a gate that does not trust the loopback client).
+    let untrusting = h
+        .second_gate("excludedURLs: [/public]\ntrustedProxies: [10.9.9.9/32]")
+        .await;
+    let mut c = b.via(&untrusting);
+    c.extra_headers = [
+        ("forwarded", "for=6.6.6.6;host=evil"),
+        ("x-real-ip", "6.6.6.6"),
+        ("true-client-ip", "6.6.6.6"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("remote-user", "admin"),
+        ("x-remote-user", "admin"),
+        ("x-webauth-user", "admin"),
+        ("x-forwarded-access-token", "forged"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for path in ["/who", "/public/x"] {
+        let r = c.get_app(path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+        let up = r.upstream_headers();
+        for name in [
+            "true-client-ip",
+            "remote-user",
+            "x-remote-user",
+            "x-webauth-user",
+            "x-forwarded-access-token",
+        ] {
+            assert!(!up.contains_key(name), "{path}: {name} {up:?}");
+        }
+        for name in ["x-real-ip", "x-forwarded-for"] {
+            assert_eq!(
+                up.get(name).map(String::as_str),
+                Some("127.0.0.1"),
+                "{path} {name}"
+            );
+        }
+        let fwd = up.get("forwarded").cloned().unwrap_or_default();
+        assert!(
+            fwd.starts_with("for=127.0.0.1;proto=http;host="),
+            "{path}: {fwd}"
+        );
+    }
+    // Through a trusted hop, X-Forwarded-For gains the hop's address.
+    b.extra_headers = vec![("x-forwarded-for".into(), "203.0.113.9".into())];
+    let up = b.get_app("/who").await.upstream_headers();
+    assert_eq!(
+        up.get("x-forwarded-for").map(String::as_str),
+        Some("203.0.113.9, 127.0.0.1")
+    );
+    assert_eq!(up.get("x-real-ip").map(String::as_str), Some("203.0.113.9"));
+    // Only WebSocket upgrades are forwarded: h2c on an excluded path is a
+    // plain request.
+    b.extra_headers = vec![
+        ("connection".into(), "Upgrade, HTTP2-Settings".into()),
+        ("upgrade".into(), "h2c".into()),
+        ("http2-settings".into(), "AAMAAABkAAQAAP__".into()),
+    ];
+    let r = b.get_app("/public/x").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let up = r.upstream_headers();
+    assert!(
+        !up.contains_key("upgrade") && !up.contains_key("http2-settings"),
+        "{up:?}"
+    );
+}
+
+// Finding 10: the smaller ones.
+
+#[tokio::test]
+async fn issue12_f10_one_bad_forwarded_for_entry_keeps_the_chain() {
+    let h = Harness::start(Door::Proxy, "excludedURLs: [/public]").await;
+    let mut b = h.browser();
+    b.extra_headers = vec![("x-forwarded-for".into(), "unknown, 203.0.113.9".into())];
+    let up = b.get_app("/public/x").await.upstream_headers();
+    assert_eq!(
+        up.get("x-real-ip").map(String::as_str),
+        Some("203.0.113.9"),
+        "{up:?}"
+    );
+}
