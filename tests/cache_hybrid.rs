@@ -384,3 +384,56 @@ fn pubsub_subscribers(server: &RedisServer) -> i64 {
     let line = server.command("PUBSUB CHANNELS hy:*").unwrap();
     line.trim_start_matches('*').parse().unwrap_or(-1)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_once_seen_survives_a_redis_restart_that_lost_it() {
+    let mut redis = RedisServer::start().unwrap();
+    let a = hybrid(redis.port()).await;
+    let b = hybrid(redis.port()).await;
+    subscribed(&a).await;
+    subscribed(&b).await;
+    let ttl = Duration::from_secs(60);
+    let written = key("sid:written-on-b");
+    b.set(Namespace::SessionInvalidation, &written, &7u64, ttl)
+        .await
+        .unwrap();
+    // A learns it from the push, without reading Redis.
+    assert!(
+        within(PROPAGATION_LIMIT, || async {
+            a.get::<u64>(Namespace::SessionInvalidation, &written)
+                .await
+                .ok()
+                .flatten()
+                == Some(7)
+        })
+        .await
+        .is_some(),
+        "pushed marker not known on A"
+    );
+    // Redis restarts empty.
+    redis.restart().unwrap();
+    assert_eq!(redis.command("DBSIZE").unwrap(), ":0");
+    assert!(
+        within(RECOVERY_LIMIT, || async {
+            a.stats().subscription_healthy && a.ping().await.is_ok()
+        })
+        .await
+        .is_some()
+    );
+    for c in [&a, &b] {
+        assert_eq!(
+            c.get::<u64>(Namespace::SessionInvalidation, &written)
+                .await
+                .unwrap(),
+            Some(7),
+            "a marker seen before the restart is forgotten"
+        );
+    }
+    // Other Sync-class entries are not kept across the lapse.
+    assert_eq!(
+        a.get_many::<u64>(Namespace::SessionInvalidation, &[key("never")])
+            .await
+            .unwrap(),
+        vec![None]
+    );
+}

@@ -649,3 +649,225 @@ async fn a_back_channel_logout_is_recorded_before_its_jti_is_used_and_an_outage_
     let fresh = idp.logout_token(None, Some("demo-user-1"));
     assert_eq!(post_logout_token(&c, &a, &fresh).await, 503);
 }
+
+// ---- outages and fail-over (issue: logout not enforced after an outage) ----
+
+/// Breaker and health check slow enough that only the behaviour under test
+/// (the subscription closing the breaker, a prompt re-resolution) can make a
+/// replica recover within the test's bounds.
+const SLOW_RECOVERY: &str = "  healthCheckInterval: 30\n  circuitBreakerTimeout: 30\n";
+
+/// Polls `check` every 20 ms until it holds, for at most `bound`.
+async fn eventually<F, Fut>(bound: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {bound:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn log_out(c: &reqwest::Client, r: &Replica, jar: &Jar) {
+    let out = get(
+        c,
+        &format!("{}/oauth2/callback/logout", r.base),
+        &mut jar.clone(),
+    )
+    .await;
+    assert_eq!(out.status(), 302);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_the_subscription_closes_the_breaker_and_logout_is_enforced() {
+    let mut redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let block = format!("  address: {}\n{SLOW_RECOVERY}", redis.address());
+    let a = replica_with_redis(&idp, &up, "", &block).await;
+    let b = replica_with_redis(&idp, &up, "", &block).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+
+    redis.stop();
+    // Traffic during the outage opens A's breaker.
+    for _ in 0..20 {
+        assert!(user_seen(&c, &a, &mut jar.clone()).await.is_some());
+    }
+    assert_eq!(
+        a.gate.caches().stats().breaker,
+        oidcgate::cache::BreakerState::Open
+    );
+    redis.restart().expect("redis restarts on the same port");
+    eventually(Duration::from_secs(10), "A subscribed again", || async {
+        a.gate.caches().stats().subscription_healthy
+    })
+    .await;
+    eventually(Duration::from_secs(10), "B reaches Redis", || async {
+        b.gate.caches().ping().await.is_ok()
+    })
+    .await;
+    log_out(&c, &b, &jar).await;
+    assert!(
+        ended_within_100ms(&c, &a, &jar).await,
+        "logout on B not enforced on A after the outage: {:?}",
+        a.gate.caches().stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_logout_is_enforced_from_memory_when_redis_reads_fail() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    // A may subscribe and write, but every read fails (NOPERM).
+    assert_eq!(
+        redis
+            .command("ACL SETUSER reader-less on >pw ~* &* +@all -get -mget -pttl -exists")
+            .unwrap(),
+        "+OK"
+    );
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with_redis(
+        &idp,
+        &up,
+        "",
+        &format!(
+            "  address: {}\n  username: reader-less\n  password: pw\n",
+            redis.address()
+        ),
+    )
+    .await;
+    let b = replica(&idp, &up, &redis).await;
+    let c = client();
+    let jar = login(&c, &b).await;
+    eventually(Duration::from_secs(10), "A subscribed", || async {
+        a.gate.caches().stats().subscription_healthy
+    })
+    .await;
+    assert!(
+        user_seen(&c, &a, &mut jar.clone()).await.is_some(),
+        "an unanswerable check does not end a session (outage policy open)"
+    );
+    log_out(&c, &b, &jar).await;
+    assert!(
+        ended_within_100ms(&c, &a, &jar).await,
+        "the logout pushed to A is not enforced: {:?}",
+        a.gate.caches().stats()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_sentinel_failover_a_logout_on_one_replica_ends_the_server_side_session_on_the_other()
+ {
+    let mut set = testkit::redis::RedisSentinel::start().expect("redis sentinel");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let block = format!(
+        "  mode: sentinel\n  address: {}\n  sentinelMaster: {}\n{SLOW_RECOVERY}",
+        set.sentinel_address(),
+        testkit::redis::RedisSentinel::MASTER_NAME
+    );
+    let a = replica_with_redis(&idp, &up, "sessionStore: redis\n", &block).await;
+    let b = replica_with_redis(&idp, &up, "sessionStore: redis\n", &block).await;
+    for r in [&a, &b] {
+        eventually(
+            Duration::from_secs(10),
+            "replica reaches the master",
+            || async { r.gate.caches().ping().await.is_ok() },
+        )
+        .await;
+    }
+    let c = client();
+    let jar = login(&c, &a).await;
+    assert!(user_seen(&c, &b, &mut jar.clone()).await.is_some());
+
+    // Replication is asynchronous: the session must be on the replica before
+    // the master goes.
+    let replica_port = set.replica().port();
+    let on_replica = || {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &replica_port.to_string(),
+                "--scan",
+                "--pattern",
+                "*session:sid:*",
+            ])
+            .output()
+            .expect("redis-cli");
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    };
+    eventually(Duration::from_secs(5), "session replicated", || async {
+        on_replica()
+    })
+    .await;
+    let old_master = set.master().port();
+    set.master().stop();
+    eventually(Duration::from_secs(30), "sentinel fail-over", || async {
+        set.master_port().is_some_and(|p| p != old_master)
+    })
+    .await;
+    eventually(
+        Duration::from_secs(5),
+        "B follows the new master",
+        || async { b.gate.caches().ping().await.is_ok() },
+    )
+    .await;
+    assert!(
+        user_seen(&c, &b, &mut jar.clone()).await.is_some(),
+        "no session lost in the fail-over"
+    );
+    log_out(&c, &b, &jar).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while user_seen(&c, &a, &mut jar.clone()).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "logout on B not enforced on A after the fail-over: {:?}",
+            a.gate.caches().stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually(
+        Duration::from_secs(5),
+        "A's subscription on the new master",
+        || async { a.gate.caches().stats().subscription_healthy },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_outage_policy_closed_an_unanswerable_logout_check_is_a_503() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    assert_eq!(
+        redis
+            .command("ACL SETUSER reader-less on >pw ~* &* +@all -get -mget -pttl -exists")
+            .unwrap(),
+        "+OK"
+    );
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with_redis(
+        &idp,
+        &up,
+        "securityOutagePolicy: closed\n",
+        &format!(
+            "  address: {}\n  username: reader-less\n  password: pw\n",
+            redis.address()
+        ),
+    )
+    .await;
+    let b = replica(&idp, &up, &redis).await;
+    let c = client();
+    let jar = login(&c, &b).await;
+    let r = get(&c, &format!("{}/app", a.base), &mut jar.clone()).await;
+    assert_eq!(r.status(), 503);
+    assert!(
+        user_seen(&c, &b, &mut jar.clone()).await.is_some(),
+        "the replica that can read Redis serves the session"
+    );
+}

@@ -428,14 +428,14 @@ async function logout(t, door, state, discovery) {
   const c2 = await counters();
   ensure(c2['interaction.login_ok'] > c1['interaction.login_ok'], 'no new IdP login happened', t.trace);
 
-  // Informational: is the pre-logout cookie still accepted by the gate?
-  if (oldCookies.length) {
-    const replayJar = new CookieJar();
-    replayJar.cookies = oldCookies;
-    const r = await request(`${door.origin}/app/replay`, { jar: replayJar, headers: XHR_HEADERS });
-    if (echoOf(r)) t.notes.push('a pre-logout session cookie replayed after logout is still accepted (stateless cookie session)');
-  }
-  return { detail: 'cookies cleared, end_session with id_token_hint, IdP form again, re-login ok' };
+  // 4. A copy of the pre-logout cookie is worthless: logout ends the session
+  // on the gate, not only in this browser.
+  ensure(oldCookies.length, 'no session cookie before logout', t.trace);
+  const replayJar = new CookieJar();
+  replayJar.cookies = oldCookies;
+  const r = await request(`${door.origin}/app/replay`, { jar: replayJar, headers: XHR_HEADERS });
+  ensure(!echoOf(r) && r.status === 401, `a pre-logout session cookie replayed after logout got ${r.status}${echoOf(r) ? ' from the upstream' : ''}`, t.trace);
+  return { detail: 'cookies cleared, end_session with id_token_hint, IdP form again, re-login ok, old cookie refused' };
 }
 
 // Default: one session behind Traefik whose tokens have expired (the gate's

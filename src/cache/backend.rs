@@ -67,16 +67,7 @@ impl Backend {
             .map_err(Error::Settings)?;
         match settings.mode {
             CacheMode::Redis => {
-                let health = {
-                    let l2 = l2.clone();
-                    tokio::spawn(async move {
-                        let interval = l2.health_check_interval();
-                        loop {
-                            tokio::time::sleep(interval).await;
-                            l2.health_check().await;
-                        }
-                    })
-                };
+                let health = tokio::spawn(l2.clone().run_health());
                 Ok((Backend::Redis(l2), vec![health]))
             }
             _ => {

@@ -12,7 +12,11 @@
 //! * Every delete, every `clear`, and every write of a [`WriteClass::Sync`]
 //!   namespace publishes `<replica>:<op>:<namespace>:<key>`; other replicas
 //!   drop their L1 entry (op `d`) or the whole namespace (op `c`). Messages
-//!   carry keys only, never values.
+//!   carry keys only, except for marker namespaces
+//!   ([`Namespace::is_marker`]: small, non-secret values that are only ever
+//!   added), whose writes publish `<replica>:s:<namespace>:<ttl ms>:<key>
+//!   <value>` so every replica holds the marker in L1 and enforces it even
+//!   when its own Redis reads fail.
 //! * While the subscription is up, L1 answers for Sync-class namespaces are
 //!   authoritative, including "known absent" (a tombstone stored after an L2
 //!   miss, living at most [`DEFAULT_TOMBSTONE_TTL`]): any write on any replica
@@ -20,7 +24,11 @@
 //! * While the subscription is down, Sync-class reads go to L2 and are not
 //!   back-filled into L1. When it comes back, L1 entries of Sync-class
 //!   namespaces are dropped (messages may have been missed) before local
-//!   answers are trusted again.
+//!   answers are trusted again, except marker values: they are kept, and
+//!   asked of L2 first until a read refreshes them. A marker L1 holds is
+//!   never answered "absent" because L2 lost it or cannot answer.
+//! * A working subscription closes the Redis circuit breaker; a dropped one
+//!   wakes the health check (a Sentinel master may have moved).
 //! * A back-fill from L2 is undone when an invalidation or a local write of
 //!   the same namespace happened while it was in flight (per-namespace epoch),
 //!   so a back-fill never resurrects a value another write replaced.
@@ -47,8 +55,14 @@ use super::stats::Counters;
 /// Lifetime of a "known absent" L1 entry of a Sync-class namespace.
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(60);
 /// First delay before re-subscribing after the subscription dropped; doubles
-/// up to the health-check interval.
+/// up to [`DEFAULT_RESUBSCRIBE_MAX_DELAY`].
 pub const DEFAULT_RESUBSCRIBE_DELAY: Duration = Duration::from_millis(100);
+/// Longest delay between two subscription attempts: a replica follows a
+/// restarted Redis or a new Sentinel master within about this time.
+pub const DEFAULT_RESUBSCRIBE_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Largest marker value carried in an invalidation message; a larger one
+/// is announced by key only.
+pub const MAX_PUSHED_VALUE_BYTES: usize = 256;
 
 enum Job {
     Set {
@@ -150,7 +164,7 @@ impl HybridStore {
         let tasks = vec![
             tokio::spawn(store.clone().run_worker(rx)),
             tokio::spawn(store.clone().run_subscriber()),
-            tokio::spawn(store.clone().run_health()),
+            tokio::spawn(store.inner.l2.clone().run_health()),
         ];
         (store, tasks)
     }
@@ -181,6 +195,26 @@ impl HybridStore {
         format!("{}:{op}:{}:{key}", self.inner.replica, ns.prefix()).into_bytes()
     }
 
+    /// The message announcing a write of `key`: for a marker namespace it
+    /// carries the value and TTL (`<replica>:s:<ns>:<ttl ms>:<key> <value>`,
+    /// keys hold no whitespace), so that every replica knows the marker
+    /// without reading Redis; otherwise it only evicts (`d`).
+    fn write_message(&self, ns: Namespace, key: &CacheKey, value: &[u8], ttl: Duration) -> Vec<u8> {
+        if !ns.is_marker() || value.len() > MAX_PUSHED_VALUE_BYTES {
+            return self.message('d', ns, Some(key));
+        }
+        let mut m = format!(
+            "{}:s:{}:{}:{} ",
+            self.inner.replica,
+            ns.prefix(),
+            ttl.as_millis(),
+            key.as_str()
+        )
+        .into_bytes();
+        m.extend_from_slice(value);
+        m
+    }
+
     fn degraded(&self) {
         Counters::bump(&self.inner.counters.degraded_operations);
     }
@@ -209,7 +243,10 @@ impl HybridStore {
         let sync = ns.write_class() == WriteClass::Sync;
         let trusted = !sync || self.subscribed();
         let local = self.inner.l1.lookup(ns, key);
-        if trusted && let Some(entry) = &local {
+        if trusted
+            && let Some(entry) = &local
+            && !entry.kept
+        {
             return Ok(entry.value.clone());
         }
         let local = local.and_then(|e| e.value);
@@ -223,6 +260,10 @@ impl HybridStore {
                 Ok(Some(value))
             }
             Ok(None) => {
+                if ns.is_marker() && local.is_some() {
+                    // Redis lost a marker this replica saw: it stays known.
+                    return Ok(local);
+                }
                 if sync && trusted {
                     self.backfill(ns, key, None, DEFAULT_TOMBSTONE_TTL, epoch0);
                 }
@@ -254,15 +295,13 @@ impl HybridStore {
         let sync = ns.write_class() == WriteClass::Sync;
         let trusted = !sync || self.subscribed();
         let mut out: Vec<Option<Bytes>> = Vec::with_capacity(keys.len());
-        let mut locals: Vec<Option<Bytes>> = Vec::new();
-        let mut missing: Vec<(usize, CacheKey)> = Vec::new();
+        let mut missing: Vec<(usize, CacheKey, Option<Bytes>)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             match self.inner.l1.lookup(ns, key) {
-                Some(entry) if trusted => out.push(entry.value),
+                Some(entry) if trusted && !entry.kept => out.push(entry.value),
                 other => {
                     out.push(None);
-                    locals.push(other.and_then(|e| e.value));
-                    missing.push((i, key.clone()));
+                    missing.push((i, key.clone(), other.and_then(|e| e.value)));
                 }
             }
         }
@@ -270,10 +309,10 @@ impl HybridStore {
             return Ok(out);
         }
         let epoch0 = self.epoch(ns);
-        let miss_keys: Vec<CacheKey> = missing.iter().map(|(_, k)| k.clone()).collect();
+        let miss_keys: Vec<CacheKey> = missing.iter().map(|(_, k, _)| k.clone()).collect();
         match self.inner.l2.get_many_with_ttl(ns, &miss_keys).await {
             Ok(found) => {
-                for ((i, key), got) in missing.into_iter().zip(found) {
+                for ((i, key, local), got) in missing.into_iter().zip(found) {
                     match got {
                         Some((value, ttl)) => {
                             if trusted {
@@ -282,6 +321,7 @@ impl HybridStore {
                             }
                             out[i] = Some(value);
                         }
+                        None if ns.is_marker() && local.is_some() => out[i] = local,
                         None => {
                             if sync && trusted {
                                 self.backfill(ns, &key, None, DEFAULT_TOMBSTONE_TTL, epoch0);
@@ -292,7 +332,7 @@ impl HybridStore {
                 Ok(out)
             }
             Err(e) => {
-                for ((i, _), local) in missing.into_iter().zip(locals) {
+                for (i, _, local) in missing {
                     out[i] = self.read_failed(ns, local, &e)?;
                 }
                 Ok(out)
@@ -322,7 +362,7 @@ impl HybridStore {
                 Ok(())
             }
             WriteClass::Sync => {
-                let msg = self.message('d', ns, Some(key));
+                let msg = self.write_message(ns, key, &value, ttl);
                 let r = self.inner.l2.set(ns, key, &value, ttl, Some(&msg)).await;
                 self.bump(ns);
                 self.inner.l1.put(ns, key, Some(value), ttl);
@@ -391,7 +431,7 @@ impl HybridStore {
         if self.inner.l1.get(ns, key).is_some() {
             return Ok(false);
         }
-        let msg = self.message('d', ns, Some(key));
+        let msg = self.write_message(ns, key, &value, ttl);
         match self
             .inner
             .l2
@@ -555,14 +595,6 @@ impl HybridStore {
         }
     }
 
-    async fn run_health(self) {
-        let interval = self.inner.l2.health_check_interval();
-        loop {
-            tokio::time::sleep(interval).await;
-            self.inner.l2.health_check().await;
-        }
-    }
-
     fn set_subscribed(&self, up: bool) {
         // Bump every epoch first so in-flight back-fills that started under
         // the previous state are undone.
@@ -571,7 +603,11 @@ impl HybridStore {
         }
         if up {
             for ns in Namespace::ALL {
-                if ns.write_class() == WriteClass::Sync {
+                if ns.is_marker() {
+                    // A marker seen before the lapse is never forgotten, but
+                    // Redis may hold a newer value: ask it first from now on.
+                    self.inner.l1.keep_values_only(ns);
+                } else if ns.write_class() == WriteClass::Sync {
                     self.inner.l1.clear(ns);
                 }
             }
@@ -609,16 +645,40 @@ impl HybridStore {
                 }
             }
             "c" => self.inner.l1.clear(ns),
+            "s" => self.on_pushed_marker(ns, key),
             _ => {}
         }
     }
 
+    /// A marker written on another replica: stored in L1 as it is, so it is
+    /// enforced here even when Redis reads fail. Anything malformed only
+    /// evicts the key (the next read goes to Redis).
+    fn on_pushed_marker(&self, ns: Namespace, rest: &str) {
+        let Some((ttl, rest)) = rest.split_once(':') else {
+            return;
+        };
+        let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+        let Ok(key) = CacheKey::new(key) else {
+            return;
+        };
+        match ttl.parse::<u64>() {
+            Ok(ms) if ns.is_marker() && !value.is_empty() => {
+                let ttl = Duration::from_millis(ms).clamp(super::MIN_TTL, super::MAX_TTL);
+                self.inner.l1.put(
+                    ns,
+                    &key,
+                    Some(Bytes::copy_from_slice(value.as_bytes())),
+                    ttl,
+                );
+            }
+            _ => {
+                self.inner.l1.remove(ns, &key);
+            }
+        }
+    }
+
     async fn run_subscriber(self) {
-        let max_delay = self
-            .inner
-            .l2
-            .health_check_interval()
-            .max(DEFAULT_RESUBSCRIBE_DELAY);
+        let max_delay = DEFAULT_RESUBSCRIBE_MAX_DELAY;
         let ping_every = self.inner.l2.health_check_interval();
         let ping_timeout = self.inner.l2.connect_timeout();
         let mut delay = DEFAULT_RESUBSCRIBE_DELAY;
@@ -629,6 +689,9 @@ impl HybridStore {
                 delay = DEFAULT_RESUBSCRIBE_DELAY;
                 let (mut sink, mut stream) = ps.split();
                 self.set_subscribed(true);
+                // Redis answers: the breaker closes now, not after its
+                // recovery time.
+                self.inner.l2.note_alive();
                 loop {
                     tokio::select! {
                         msg = stream.next() => match msg {
@@ -640,10 +703,14 @@ impl HybridStore {
                             if !matches!(pong, Ok(Ok(_))) {
                                 break;
                             }
+                            self.inner.l2.note_alive();
                         }
                     }
                 }
                 self.set_subscribed(false);
+                // The server went away or the master moved: re-check the
+                // connections now.
+                self.inner.l2.wake_health();
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(max_delay);

@@ -74,6 +74,9 @@ impl Limits {
 pub(crate) struct Entry {
     pub(crate) value: Option<Bytes>,
     pub(crate) ttl: Duration,
+    /// Kept across a lapse of the invalidation subscription: the hybrid tier
+    /// uses it when Redis cannot answer or has lost it, but asks Redis first.
+    pub(crate) kept: bool,
 }
 
 struct EntryExpiry;
@@ -154,7 +157,37 @@ impl MemoryStore {
 
     /// Stores a value or a tombstone.
     pub(crate) fn put(&self, ns: Namespace, key: &CacheKey, value: Option<Bytes>, ttl: Duration) {
-        self.cache(ns).insert(key.clone(), Entry { value, ttl });
+        self.cache(ns).insert(
+            key.clone(),
+            Entry {
+                value,
+                ttl,
+                kept: false,
+            },
+        );
+    }
+
+    /// After a lapse of the invalidation subscription: drops the tombstones
+    /// of `ns` and marks its values as kept (see [`Entry::kept`]).
+    pub(crate) fn keep_values_only(&self, ns: Namespace) {
+        let cache = self.cache(ns);
+        let entries: Vec<(CacheKey, Entry)> = cache
+            .iter()
+            .map(|(k, e)| (CacheKey::clone(&k), e))
+            .collect();
+        for (key, entry) in entries {
+            if entry.value.is_some() {
+                cache.insert(
+                    key,
+                    Entry {
+                        kept: true,
+                        ..entry
+                    },
+                );
+            } else {
+                cache.invalidate(&key);
+            }
+        }
     }
 
     /// Stores `value` only if no live value is present (a tombstone counts as
@@ -170,6 +203,7 @@ impl MemoryStore {
         let entry = cache.entry(key.clone()).or_insert_with(|| Entry {
             value: Some(value.clone()),
             ttl,
+            kept: false,
         });
         if entry.is_fresh() {
             return true;
@@ -187,6 +221,7 @@ impl MemoryStore {
                     moka::ops::compute::Op::Put(Entry {
                         value: Some(value),
                         ttl,
+                        kept: false,
                     })
                 }
             }

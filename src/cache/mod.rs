@@ -44,7 +44,10 @@ pub use backend::Backend;
 pub use breaker::{
     BreakerSettings, DEFAULT_BREAKER_FAILURE_THRESHOLD, DEFAULT_BREAKER_RECOVERY_TIMEOUT,
 };
-pub use hybrid::{DEFAULT_RESUBSCRIBE_DELAY, DEFAULT_TOMBSTONE_TTL, HybridStore};
+pub use hybrid::{
+    DEFAULT_RESUBSCRIBE_DELAY, DEFAULT_RESUBSCRIBE_MAX_DELAY, DEFAULT_TOMBSTONE_TTL, HybridStore,
+    MAX_PUSHED_VALUE_BYTES,
+};
 pub use key::{CacheKey, KeyError, MAX_KEY_BYTES};
 pub use memory::{ENTRY_OVERHEAD_BYTES, MemoryBudget, MemoryStore};
 pub use namespace::{
@@ -54,7 +57,8 @@ pub use namespace::{
     Namespace, WriteClass,
 };
 pub use redis::{
-    DEFAULT_RECONNECT_MIN_DELAY, DEFAULT_RECONNECT_RETRIES, DEFAULT_SCAN_COUNT, RedisStore,
+    DEFAULT_HEALTH_RECHECK_SPACING, DEFAULT_RECONNECT_MIN_DELAY, DEFAULT_RECONNECT_RETRIES,
+    DEFAULT_SCAN_COUNT, RedisStore,
 };
 pub use settings::{
     CacheMode, CacheSettings, DEFAULT_ASYNC_QUEUE_CAPACITY, DEFAULT_CONNECT_TIMEOUT,

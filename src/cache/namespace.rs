@@ -192,6 +192,18 @@ impl Namespace {
         }
     }
 
+    /// Whether this namespace holds markers: values that are only ever added
+    /// (never deleted, only expired), small and not secret. A marker once
+    /// seen by a replica stays known there until it expires, whatever
+    /// happens to Redis; in hybrid mode its value travels in the
+    /// invalidation message, so other replicas know it without a read.
+    pub const fn is_marker(self) -> bool {
+        matches!(
+            self,
+            Namespace::Revoked | Namespace::SessionInvalidation | Namespace::ReplayMark
+        )
+    }
+
     /// Maximum number of entries of this namespace in the memory tier.
     pub const fn max_entries(self) -> u64 {
         match self {
@@ -265,6 +277,11 @@ mod tests {
         ] {
             assert_eq!(ns.write_class(), WriteClass::Sync);
             assert_eq!(ns.failure_policy(), FailurePolicy::Report);
+            assert!(ns.is_marker());
+        }
+        // Markers are Sync-class: their values are pushed with the message.
+        for ns in Namespace::ALL {
+            assert!(!ns.is_marker() || ns.write_class() == WriteClass::Sync);
         }
     }
 

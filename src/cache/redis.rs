@@ -38,6 +38,10 @@ pub const DEFAULT_SCAN_COUNT: usize = 500;
 pub const DEFAULT_RECONNECT_RETRIES: usize = 1;
 /// First back-off delay of the connection manager's reconnection.
 pub const DEFAULT_RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
+/// Shortest time between two health checks. A failed call wakes the health
+/// check early (so a Sentinel fail-over is followed at once, not at the next
+/// interval); this spacing keeps a dead Redis from being probed in a loop.
+pub const DEFAULT_HEALTH_RECHECK_SPACING: Duration = Duration::from_millis(200);
 
 /// Why a Redis call did not produce an answer.
 #[derive(Debug, Clone)]
@@ -120,6 +124,8 @@ struct Shared {
     counters: Arc<Counters>,
     healthy: AtomicBool,
     reconnect: tokio::sync::Mutex<()>,
+    /// Wakes the health check before its interval (a call failed).
+    wake: tokio::sync::Notify,
     op_deadline: Duration,
     channel: String,
 }
@@ -317,6 +323,7 @@ impl RedisStore {
                 counters,
                 healthy: AtomicBool::new(false),
                 reconnect: tokio::sync::Mutex::new(()),
+                wake: tokio::sync::Notify::new(),
                 op_deadline,
                 channel,
             }),
@@ -419,6 +426,7 @@ impl RedisStore {
         }
         let Some(conn) = sh.conn.load_full() else {
             self.record_failure();
+            sh.wake.notify_one();
             return Err(L2Error::Rejected);
         };
         let idx = sh.next.fetch_add(1, Ordering::Relaxed);
@@ -431,6 +439,7 @@ impl RedisStore {
                 if is_outage(&e) {
                     tracing::debug!(kind = ?e.kind(), "redis call failed");
                     self.record_failure();
+                    sh.wake.notify_one();
                 } else {
                     self.record_success();
                 }
@@ -440,8 +449,37 @@ impl RedisStore {
             Err(_) => {
                 Counters::bump(&sh.counters.redis_errors);
                 self.record_failure();
+                sh.wake.notify_one();
                 Err(L2Error::Timeout)
             }
+        }
+    }
+
+    /// Reports that Redis answered outside [`call`](Self::call) (the
+    /// invalidation subscription is up, received a message or a pong): the
+    /// breaker closes, so a replica whose subscription is back also reads
+    /// and writes again.
+    pub(crate) fn note_alive(&self) {
+        self.record_success();
+    }
+
+    /// Asks the health check to run now rather than at its next interval
+    /// (the subscription dropped: the master may have moved).
+    pub(crate) fn wake_health(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The health task: a check every interval, or soon after a failed call
+    /// woke it, never closer together than [`DEFAULT_HEALTH_RECHECK_SPACING`].
+    pub(crate) async fn run_health(self) {
+        let interval = self.health_check_interval();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = self.shared.wake.notified() => {}
+            }
+            self.health_check().await;
+            tokio::time::sleep(DEFAULT_HEALTH_RECHECK_SPACING.min(interval)).await;
         }
     }
 

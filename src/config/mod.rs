@@ -374,6 +374,18 @@ impl Config {
             }
         };
 
+        let security_outage_policy = match raw.security_outage_policy.as_deref() {
+            None => None,
+            Some("open") => Some(crate::gate::OutagePolicy::Open),
+            Some("closed") => Some(crate::gate::OutagePolicy::Closed),
+            Some(other) => {
+                return Err(bad(
+                    "securityOutagePolicy",
+                    format!("expected open or closed, got {other:?}"),
+                ));
+            }
+        };
+
         let channel = |enabled: bool, url: &Option<String>, key: &str, default: &str| {
             if !enabled {
                 return Ok(None);
@@ -418,6 +430,7 @@ impl Config {
             session_store,
             backchannel_path,
             frontchannel_path,
+            security_outage_policy,
             ..GateSettings::default()
         };
         Ok(Self {

@@ -160,6 +160,10 @@ pub struct RawConfig {
     /// `cookie` (default) or `redis`: where sessions live.
     #[serde(rename = "sessionStore")]
     pub session_store: Option<String>,
+    /// `open` or `closed`: what a logout or revocation check the shared
+    /// store cannot answer does (unset: sessions open, bearer closed).
+    #[serde(rename = "securityOutagePolicy")]
+    pub security_outage_policy: Option<String>,
     /// Judge `Authorization: Bearer` tokens (machine-to-machine).
     #[serde(rename = "enableBearerAuth")]
     pub enable_bearer_auth: bool,
@@ -297,6 +301,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("requireTokenIntrospection", EnvKind::Bool),
     ("introspectionURL", EnvKind::Str),
     ("sessionStore", EnvKind::Str),
+    ("securityOutagePolicy", EnvKind::Str),
     ("enableBackchannelLogout", EnvKind::Bool),
     ("backchannelLogoutURL", EnvKind::Str),
     ("enableFrontchannelLogout", EnvKind::Bool),

@@ -223,3 +223,18 @@ fn debug_output_never_shows_secrets() {
     let dbg = format!("{:?}", c.session);
     assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
 }
+
+#[test]
+fn security_outage_policy_is_open_closed_or_unset() {
+    use crate::gate::OutagePolicy;
+    assert_eq!(load("").unwrap().gate.security_outage_policy, None);
+    for (text, want) in [
+        ("open", OutagePolicy::Open),
+        ("closed", OutagePolicy::Closed),
+    ] {
+        let c = load(&format!("securityOutagePolicy: {text}\n")).unwrap();
+        assert_eq!(c.gate.security_outage_policy, Some(want));
+    }
+    let e = load("securityOutagePolicy: sometimes\n").unwrap_err();
+    assert!(e.to_string().contains("securityOutagePolicy"), "{e}");
+}

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use super::Gate;
 use super::decision::{Allow, Decision};
+use super::outage::OutagePolicy;
 use super::rescue::Error;
 use super::throttle::{Throttle, ThrottleSettings};
 use super::view::RequestView;
@@ -675,21 +676,41 @@ impl Gate {
         Ok(answer)
     }
 
-    /// Refuses a revoked token or `jti`. A revocation store that cannot
-    /// answer refuses the request with 503 rather than accepting a token
-    /// that may be revoked.
+    /// Refuses a revoked token or `jti`. Each mark is read on its own, so a
+    /// mark the gate knows refuses the token even when the other cannot be
+    /// read; a check the store cannot answer follows the outage policy
+    /// (closed by default: 503 rather than a token that may be revoked).
     async fn check_revoked(&self, key: &CacheKey, jti: Option<&str>) -> Result<(), Failure> {
         let mut keys = vec![revoked_token_key(key)];
         keys.extend(jti.map(revoked_jti_key));
-        match self
+        let caches = &self.inner.caches;
+        let reads = futures_util::future::join_all(
+            keys.iter()
+                .map(|k| caches.get::<Value>(Namespace::Revoked, k)),
+        )
+        .await;
+        let mut unanswered = None;
+        for read in reads {
+            match read {
+                Ok(Some(_)) => return Err(BearerReject::Revoked.into()),
+                Ok(None) => {}
+                Err(e) => unanswered = Some(e),
+            }
+        }
+        let Some(e) = unanswered else {
+            return Ok(());
+        };
+        let policy = self
             .inner
-            .caches
-            .get_many::<Value>(Namespace::Revoked, &keys)
-            .await
-        {
-            Ok(found) if found.iter().any(Option::is_some) => Err(BearerReject::Revoked.into()),
-            Ok(_) => Ok(()),
-            Err(e) => {
+            .settings
+            .security_outage_policy
+            .unwrap_or(OutagePolicy::DEFAULT_FOR_BEARER);
+        match policy {
+            OutagePolicy::Open => {
+                tracing::debug!(error = %e, "revocation state unavailable; bearer token accepted (outage policy open)");
+                Ok(())
+            }
+            OutagePolicy::Closed => {
                 tracing::warn!(error = %e, "revocation state unavailable; bearer token refused");
                 Err(Failure::Unavailable(Error::RevocationUnavailable))
             }

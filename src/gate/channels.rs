@@ -12,6 +12,7 @@ use http::{HeaderValue, StatusCode};
 
 use super::Gate;
 use super::decision::{Decision, Reply};
+use super::outage::OutagePolicy;
 use super::rescue::Error;
 use super::view::RequestView;
 use crate::cache::{CacheKey, Namespace};
@@ -143,38 +144,52 @@ impl Gate {
 
     /// True when the session was ended: by its own logout on any replica, by
     /// a provider logout of its provider session, or by a provider logout of
-    /// its subject issued after the session began. A cache that cannot answer
-    /// does not end sessions (documented outage policy).
-    pub(super) async fn is_invalidated(&self, session: &Session) -> bool {
-        let mut keys = Vec::with_capacity(3);
+    /// its subject issued after the session began. Each mark is read on its
+    /// own, so one the gate knows ends the session even when the others
+    /// cannot be read; when no known mark ends it and some could not be
+    /// read, the outage policy decides (open: not ended; closed: 503).
+    pub(super) async fn is_invalidated(&self, session: &Session) -> Result<bool, Error> {
         let Ok(own) = CacheKey::new(format!("sid:{}", session.sid)) else {
-            return false;
+            return Ok(false);
         };
-        keys.push(own);
-        keys.push(CacheKey::hashed(&format!("sub:{}", session.subject)));
+        let mut keys = vec![own, CacheKey::hashed(&format!("sub:{}", session.subject))];
         if let Some(idp_sid) = &session.idp_sid {
             keys.push(CacheKey::hashed(&format!("idp-sid:{idp_sid}")));
         }
-        match self
+        let caches = &self.inner.caches;
+        let reads = futures_util::future::join_all(
+            keys.iter()
+                .map(|k| caches.get::<u64>(Namespace::SessionInvalidation, k)),
+        )
+        .await;
+        let mut unanswered = None;
+        for (i, read) in reads.into_iter().enumerate() {
+            match read {
+                // The subject mark ends sessions that began before it.
+                Ok(Some(at)) if i == 1 => {
+                    if at >= session.created_at {
+                        return Ok(true);
+                    }
+                }
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => {}
+                Err(e) => unanswered = Some(e),
+            }
+        }
+        let Some(e) = unanswered else {
+            return Ok(false);
+        };
+        let policy = self
             .inner
-            .caches
-            .get_many::<u64>(Namespace::SessionInvalidation, &keys)
-            .await
-        {
-            Ok(found) => {
-                let own = found.first().is_some_and(Option::is_some);
-                let by_sub = found
-                    .get(1)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|t| t >= session.created_at);
-                let by_idp_sid = found.get(2).is_some_and(Option::is_some);
-                own || by_sub || by_idp_sid
+            .settings
+            .security_outage_policy
+            .unwrap_or(OutagePolicy::DEFAULT_FOR_SESSIONS);
+        match policy {
+            OutagePolicy::Open => {
+                tracing::debug!(error = %e, "session invalidation check unavailable; session kept (outage policy open)");
+                Ok(false)
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "session invalidation check unavailable");
-                false
-            }
+            OutagePolicy::Closed => Err(Error::SessionStore(e.to_string())),
         }
     }
 }

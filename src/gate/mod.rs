@@ -10,6 +10,7 @@ mod channels;
 mod decision;
 mod login;
 mod logout;
+mod outage;
 mod redirect;
 mod refresh;
 mod rescue;
@@ -27,6 +28,7 @@ pub use bearer::{
 };
 pub use channels::MAX_LOGOUT_BODY_BYTES;
 pub use decision::{Allow, Decision, Reply};
+pub use outage::OutagePolicy;
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
     DEFAULT_BREAKER_OPEN, DEFAULT_BREAKER_THRESHOLD, DEFAULT_CROSS_REPLICA_WAIT,
@@ -101,6 +103,11 @@ pub struct GateSettings {
     pub backchannel_path: Option<String>,
     /// Front-channel logout endpoint path (enabled when set).
     pub frontchannel_path: Option<String>,
+    /// What a security check the shared store cannot answer does
+    /// (`securityOutagePolicy`); `None` keeps each check's default
+    /// ([`OutagePolicy::DEFAULT_FOR_SESSIONS`],
+    /// [`OutagePolicy::DEFAULT_FOR_BEARER`]).
+    pub security_outage_policy: Option<OutagePolicy>,
 }
 
 impl Default for GateSettings {
@@ -124,6 +131,7 @@ impl Default for GateSettings {
             session_store: SessionStore::Cookie,
             backchannel_path: None,
             frontchannel_path: None,
+            security_outage_policy: None,
         }
     }
 }
@@ -307,7 +315,7 @@ impl Gate {
         session: Session,
         now: u64,
     ) -> Result<Decision, Error> {
-        if self.is_invalidated(&session).await {
+        if self.is_invalidated(&session).await? {
             return self.session_over(view).await;
         }
         let r = &self.inner.refresher;

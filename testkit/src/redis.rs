@@ -372,7 +372,7 @@ impl RedisSentinel {
     pub const MASTER_NAME: &'static str = "testmaster";
 
     /// Starts the three processes and waits until the sentinel knows the
-    /// master.
+    /// master and its replica (so that a fail-over can happen).
     pub fn start() -> Result<RedisSentinel, LaunchError> {
         let master = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"])?;
         let replica = RedisServer::start_with(&[
@@ -432,11 +432,17 @@ impl RedisSentinel {
             sentinel: Some(child),
             _dir: dir,
         };
+        // A fail-over needs a replica the sentinel knows of; it learns of
+        // replicas from the master's INFO, some time after it knows the
+        // master.
         let deadline = Instant::now() + DEFAULT_START_TIMEOUT;
-        while set.master_port() != Some(set.master.port()) {
+        let replicas = format!("SENTINEL replicas {}", Self::MASTER_NAME);
+        while set.master_port() != Some(set.master.port())
+            || command_line(set.sentinel_port, &replicas).unwrap_or_default() != "*1"
+        {
             if Instant::now() >= deadline {
                 return Err(LaunchError(
-                    "sentinel did not report the master in time".to_owned(),
+                    "sentinel did not report the master and its replica in time".to_owned(),
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
