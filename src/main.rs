@@ -26,6 +26,13 @@ enum Command {
     Run,
     /// Validate the configuration and probe the provider's discovery document.
     Check,
+    /// Ask the running gateway's health path (exit 0 on 200): the container
+    /// health check, where no shell or HTTP client exists.
+    Health {
+        /// URL to ask instead of the configured listener's health path.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +44,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Health { url }) = &cli.command {
+        let url = url.clone().unwrap_or_else(|| health_url(cfg.listen));
+        return health(&url);
+    }
     oidcgate::telemetry::init(cfg.log_level, cfg.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -67,6 +78,7 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Command::Health { .. } => ExitCode::SUCCESS,
             Command::Run => {
                 let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
                     Ok(l) => l,
@@ -83,6 +95,62 @@ fn main() -> ExitCode {
                 oidcgate::run(gate, cfg.app.clone(), listener, shutdown_signal()).await;
                 tracing::info!("oidcgate stopped");
                 ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+/// Time the health check waits for the answer.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The health path on the listener, reached over loopback when the listener
+/// takes every address.
+fn health_url(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let addr = std::net::SocketAddr::new(ip, listen.port());
+    format!("http://{addr}{}", oidcgate::doors::app::HEALTHZ_PATH)
+}
+
+/// `oidcgate health`: GET `url`, success on 200.
+fn health(url: &str) -> ExitCode {
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("oidcgate: bad health URL {url}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("oidcgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        match tokio::time::timeout(HEALTH_TIMEOUT, client.get(uri)).await {
+            Ok(Ok(res)) if res.status() == http::StatusCode::OK => ExitCode::SUCCESS,
+            Ok(Ok(res)) => {
+                eprintln!("oidcgate: {url} answered {}", res.status());
+                ExitCode::FAILURE
+            }
+            Ok(Err(e)) => {
+                eprintln!("oidcgate: {url}: {e}");
+                ExitCode::FAILURE
+            }
+            Err(_) => {
+                eprintln!("oidcgate: {url} did not answer within {HEALTH_TIMEOUT:?}");
+                ExitCode::FAILURE
             }
         }
     })

@@ -1,7 +1,8 @@
 //! The documented set-ups are the tested ones: every proxy configuration the
 //! docs show is a file under `deploy/`, quoted verbatim (the end-to-end suite
 //! runs those files), and every one of them removes or overwrites every
-//! identity header the gate knows.
+//! identity header the gate knows. The packaging files parse and agree with
+//! the configuration defaults.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,10 +11,12 @@
     reason = "test support: a failed unwrap is a failed test"
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use oidcgate::config::{Config, DEFAULT_LISTEN};
+use oidcgate::doors::app::{HEALTHZ_PATH, READYZ_PATH};
 use oidcgate::policy::IDENTITY_HEADERS;
 use serde_yaml::Value;
 
@@ -301,4 +304,365 @@ fn deploy_files_parse() {
         }
     }
     assert!(parsed >= 2, "only {parsed} YAML/JSON files under deploy/");
+}
+
+// ---- packaging ------------------------------------------------------------
+
+/// The port of the default listener (`listen`).
+fn default_port() -> u16 {
+    DEFAULT_LISTEN
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .expect("DEFAULT_LISTEN has a port")
+}
+
+/// Parses an oidcgate configuration the way the binary does, with `env` as
+/// the process environment.
+fn config(yaml: &str, env: &BTreeMap<String, String>) -> Config {
+    Config::from_yaml(yaml, &|k| env.get(k).cloned())
+        .unwrap_or_else(|e| panic!("not a valid oidcgate configuration: {e}"))
+}
+
+fn kind<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| {
+            d.get("kind").and_then(Value::as_str) == Some(kind)
+                && get(d, &["metadata", "name"]).as_str() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn string_map(v: &Value) -> BTreeMap<String, String> {
+    v.as_mapping()
+        .expect("mapping")
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => panic!("not a scalar: {other:?}"),
+            };
+            (k.as_str().expect("string key").to_owned(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn kubernetes_probes_and_ports_match_the_defaults() {
+    let docs = yaml_docs("deploy/kubernetes/oidcgate.yaml");
+    let deployment = kind(&docs, "Deployment", "oidcgate");
+    assert_eq!(get(deployment, &["spec", "replicas"]).as_u64(), Some(2));
+    let pod = get(deployment, &["spec", "template", "spec"]);
+    assert_eq!(
+        get(pod, &["securityContext", "runAsNonRoot"]).as_bool(),
+        Some(true)
+    );
+    let c = &get(pod, &["containers"]).as_sequence().expect("containers")[0];
+    let ports = get(c, &["ports"]).as_sequence().expect("ports");
+    let port_of = |name: &str| {
+        ports
+            .iter()
+            .find(|p| get(p, &["name"]).as_str() == Some(name))
+            .and_then(|p| get(p, &["containerPort"]).as_u64())
+            .unwrap_or_else(|| panic!("no container port {name}"))
+    };
+    assert_eq!(port_of("http"), u64::from(default_port()));
+    for (probe, path) in [
+        ("livenessProbe", HEALTHZ_PATH),
+        ("readinessProbe", READYZ_PATH),
+    ] {
+        assert_eq!(
+            get(c, &[probe, "httpGet", "path"]).as_str(),
+            Some(path),
+            "{probe}"
+        );
+        assert_eq!(
+            get(c, &[probe, "httpGet", "port"]).as_str(),
+            Some("http"),
+            "{probe}"
+        );
+    }
+
+    // The configuration it mounts is valid, with the Secret as environment,
+    // and listens on the probed port on every interface.
+    let secret = string_map(get(kind(&docs, "Secret", "oidcgate"), &["stringData"]));
+    let env_from = get(c, &["envFrom"]).as_sequence().expect("envFrom");
+    assert_eq!(
+        get(&env_from[0], &["secretRef", "name"]).as_str(),
+        Some("oidcgate")
+    );
+    let map = kind(&docs, "ConfigMap", "oidcgate");
+    let file = get(map, &["data", "config.yaml"])
+        .as_str()
+        .expect("config.yaml");
+    let args = strings(get(c, &["args"]));
+    assert_eq!(args, ["run", "--config", "/etc/oidcgate/config.yaml"]);
+    let cfg = config(file, &secret);
+    assert_eq!(cfg.listen.port(), default_port());
+    assert!(
+        cfg.listen.ip().is_unspecified(),
+        "a pod must listen beyond loopback"
+    );
+
+    let service = kind(&docs, "Service", "oidcgate");
+    let sp = &get(service, &["spec", "ports"])
+        .as_sequence()
+        .expect("ports")[0];
+    assert_eq!(get(sp, &["port"]).as_u64(), Some(u64::from(default_port())));
+    assert_eq!(get(sp, &["targetPort"]).as_str(), Some("http"));
+
+    // Redis: the address the gates use is the Redis Service.
+    let redis = yaml_docs("deploy/kubernetes/redis.yaml");
+    let rs = kind(&redis, "Service", "redis");
+    let rport = get(
+        &get(rs, &["spec", "ports"]).as_sequence().expect("ports")[0],
+        &["port"],
+    )
+    .as_u64()
+    .expect("port");
+    let raw: Value = serde_yaml::from_str(file).expect("yaml");
+    let addr = get(&raw, &["redis", "address"])
+        .as_str()
+        .expect("redis.address");
+    assert_eq!(addr, format!("redis.oidcgate.svc.cluster.local:{rport}"));
+
+    // The Traefik middleware points at the Service.
+    let mw = yaml_docs("deploy/kubernetes/middleware.yaml");
+    let address = get(
+        kind(&mw, "Middleware", "oidcgate"),
+        &["spec", "forwardAuth", "address"],
+    );
+    assert_eq!(
+        address.as_str(),
+        Some(
+            format!(
+                "http://oidcgate.oidcgate.svc.cluster.local:{}/",
+                default_port()
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn compose_runs_the_documented_middleware_against_valid_settings() {
+    let docs = yaml_docs("deploy/compose/docker-compose.yaml");
+    let services = get(&docs[0], &["services"]);
+    for s in ["traefik", "oidcgate", "redis"] {
+        assert!(services.get(s).is_some(), "no {s} service");
+    }
+    // The gate's environment is a valid configuration (secrets from the
+    // operator's environment stand in as placeholders).
+    let env: BTreeMap<String, String> = string_map(get(services, &["oidcgate", "environment"]))
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if v.starts_with("${") {
+                "x".repeat(64)
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    let cfg = config("", &env);
+    assert_eq!(cfg.listen.port(), default_port());
+    assert_eq!(
+        env.get("REDIS_ADDRESS").map(String::as_str),
+        Some("redis:6379")
+    );
+
+    // Traefik loads the middleware of deploy/traefik/dynamic.yaml.
+    let volumes = strings(get(services, &["traefik", "volumes"]));
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.starts_with("./traefik-dynamic.yaml:"))
+    );
+    let compose_mw = yaml_docs("deploy/compose/traefik-dynamic.yaml");
+    let mut fa = get(
+        &compose_mw[0],
+        &["http", "middlewares", "oidcgate", "forwardAuth"],
+    )
+    .clone();
+    assert_eq!(
+        fa.as_mapping_mut()
+            .expect("mapping")
+            .remove("address")
+            .and_then(|a| a.as_str().map(str::to_owned)),
+        Some(format!("http://oidcgate:{}/", default_port()))
+    );
+    let mut file = traefik_forward_auth();
+    file.as_mapping_mut().expect("mapping").remove("address");
+    assert_eq!(
+        fa, file,
+        "compose's middleware differs from deploy/traefik/dynamic.yaml"
+    );
+}
+
+/// The arguments of the Dockerfile instruction `word` (first occurrence
+/// after `from`), continuation lines joined.
+fn instruction(dockerfile: &str, word: &str, from: usize) -> String {
+    let joined = dockerfile.replace("\\\n", " ");
+    joined
+        .lines()
+        .skip(from)
+        .find_map(|l| l.strip_prefix(word).and_then(|r| r.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {word} instruction"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn dockerfile_builds_the_dist_profile_and_runs_unprivileged() {
+    let df = read("Dockerfile");
+    let manifest = read("Cargo.toml");
+
+    // The build is one the workspace can do: a profile that exists, the
+    // committed lock file, the binary target.
+    let run = instruction(&df, "RUN", 0);
+    assert_eq!(run, "cargo build --profile dist --locked --bin oidcgate");
+    let profile = manifest
+        .split("\n[")
+        .find(|s| s.starts_with("profile.dist]"))
+        .expect("[profile.dist] in Cargo.toml");
+    for setting in ["lto = \"thin\"", "codegen-units = 1", "strip = true"] {
+        assert!(profile.contains(setting), "[profile.dist] lacks {setting}");
+    }
+    assert!(root().join("Cargo.lock").exists());
+    assert!(df.contains("COPY --from=build /src/target/dist/oidcgate /usr/local/bin/oidcgate"));
+
+    // The builder's Rust is at least the crate's rust-version.
+    let image = instruction(&df, "FROM", 0);
+    let version = image
+        .split(':')
+        .nth(1)
+        .and_then(|t| t.split('-').next())
+        .expect("a versioned rust image");
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|r| r.strip_suffix('"'))
+        .expect("rust-version");
+    let parse =
+        |v: &str| -> Vec<u32> { v.split('.').map(|n| n.parse().expect("number")).collect() };
+    assert!(
+        parse(version) >= parse(msrv),
+        "builder {version} older than rust-version {msrv}"
+    );
+
+    // Runtime: not root, listens beyond loopback on the default port, checks
+    // its health with its own binary (no shell in the image).
+    let user = instruction(&df, "USER", 0);
+    assert!(
+        !user.starts_with("0") && !user.starts_with("root"),
+        "USER {user}"
+    );
+    assert_eq!(instruction(&df, "EXPOSE", 0), default_port().to_string());
+    assert!(df.contains(&format!("OIDCGATE_LISTEN=0.0.0.0:{}", default_port())));
+    let health = instruction(&df, "HEALTHCHECK", 0);
+    assert!(
+        health.ends_with("CMD [\"/usr/local/bin/oidcgate\", \"health\"]"),
+        "{health}"
+    );
+
+    let ignore = read(".dockerignore");
+    for dir in ["target", ".git", "e2e/node_modules"] {
+        assert!(
+            ignore.lines().any(|l| l == dir),
+            ".dockerignore lacks {dir}"
+        );
+    }
+}
+
+#[test]
+fn systemd_unit_is_hardened() {
+    let unit = read("deploy/systemd/oidcgate.service");
+    let settings: Vec<(&str, &str)> = unit
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let value = |k: &str| {
+        settings
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {k}="))
+    };
+    assert!(value("ExecStart").starts_with("/usr/local/bin/oidcgate run"));
+    for (k, v) in [
+        ("DynamicUser", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+    ] {
+        assert_eq!(value(k), v, "{k}");
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn health_command_asks_the_configured_listener() {
+    let dir = std::env::temp_dir().join(format!("oidcgate-health-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let port = free_port();
+    let cfg = dir.join("config.yaml");
+    fs::write(
+        &cfg,
+        format!(
+            "listen: \"0.0.0.0:{port}\"\nproviderURL: \"http://127.0.0.1:{}\"\nclientID: x\nclientSecret: y\nsessionEncryptionKey: \"{}\"\n",
+            free_port(),
+            "k".repeat(32)
+        ),
+    )
+    .expect("write config");
+    let bin = env!("CARGO_BIN_EXE_oidcgate");
+    let health = || {
+        std::process::Command::new(bin)
+            .args(["--config", cfg.to_str().expect("utf-8 path"), "health"])
+            .output()
+            .expect("run oidcgate health")
+    };
+
+    // Nothing listens yet: failure, and it says why.
+    let down = health();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains(&format!("127.0.0.1:{port}/healthz")));
+
+    // The gate listens on every address; the check asks over loopback.
+    let mut gate = std::process::Command::new(bin)
+        .args(["--config", cfg.to_str().expect("utf-8 path"), "run"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start oidcgate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut up = health();
+    while !up.status.success() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        up = health();
+    }
+    let _ = gate.kill();
+    let _ = gate.wait();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
 }
