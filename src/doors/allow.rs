@@ -56,7 +56,7 @@ impl<B> Service<Request<B>> for AllowService {
             Some(IdentityHeaders(h)) => h,
             None => match req.extensions().get::<Principal>() {
                 Some(Principal(Some(id))) => self.policy.upstream_headers(id, true),
-                _ => crate::policy::blank_identity_headers(),
+                _ => self.policy.blank_headers(),
             },
         };
         resp.headers_mut().insert(

@@ -87,20 +87,20 @@ impl Service<Request<Incoming>> for App {
         Box::pin(async move {
             let backchannel = this.gate.settings().backchannel_path.as_deref();
             if req.method() == http::Method::POST && backchannel == Some(req.uri().path()) {
-                return Ok(this.backchannel(req).await);
+                return Ok(this.secured(this.backchannel(req).await));
             }
             match req.uri().path() {
-                HEALTHZ_PATH => Ok(text(StatusCode::OK, "ok")),
+                HEALTHZ_PATH => Ok(this.secured(text(StatusCode::OK, "ok"))),
                 READYZ_PATH => {
                     let ready = this.gate.is_ready() || this.gate.warm_up().await.is_ok();
-                    Ok(if ready {
+                    Ok(this.secured(if ready {
                         text(StatusCode::OK, "ready")
                     } else {
                         text(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "provider not discovered yet",
                         )
-                    })
+                    }))
                 }
                 AUTH_PATH => this.auth_request.oneshot(req).await,
                 _ => match this.main {
@@ -113,6 +113,17 @@ impl Service<Request<Incoming>> for App {
 }
 
 impl App {
+    /// `resp` with the security headers (answers outside the doors; no
+    /// request view, so no HSTS and no CORS).
+    fn secured(&self, mut resp: Response<Body>) -> Response<Body> {
+        self.gate
+            .policy()
+            .security_headers()
+            .for_request(false, None)
+            .apply(resp.headers_mut(), false);
+        resp
+    }
+
     /// The provider's server-to-server logout POST: read the (capped) body
     /// and hand it to the engine.
     async fn backchannel(&self, req: Request<Incoming>) -> Response<Body> {

@@ -32,7 +32,6 @@ use super::server::PeerAddr;
 use super::trust::TrustedProxies;
 use super::{Body, BoxError};
 use crate::gate::{Decision, Gate, Reply, RequestView};
-use crate::policy::strip_identity_headers;
 
 /// Where the original request's method, scheme, host and target come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,18 +213,28 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
+            let security = layer.gate.policy().security_headers();
+            let origin = req.headers().get(header::ORIGIN).cloned();
             let mut view = match view_of(&req, &layer.trusted, layer.source) {
                 Ok(v) => v,
-                Err(reply) => return Ok(render::reply(*reply)),
+                Err(reply) => {
+                    let mut resp = render::reply(*reply);
+                    let https = req.uri().scheme_str() == Some("https");
+                    security
+                        .for_request(https, origin.as_ref())
+                        .apply(resp.headers_mut(), false);
+                    return Ok(resp);
+                }
             };
             view.probe = layer.probe;
+            let answer = security.for_request(view.https, origin.as_ref());
             match layer.gate.decide(&view).await {
                 Decision::Allow(allow) => {
                     let headers = req.headers_mut();
                     // Before the gate adds anything: a header the client
                     // names in `Connection` must not take ours with it.
                     super::hop::drop_connection_named(headers);
-                    strip_identity_headers(headers);
+                    layer.gate.policy().strip_client_headers(headers);
                     if allow.strip_authorization {
                         headers.remove(header::AUTHORIZATION);
                     }
@@ -239,20 +248,25 @@ where
                             }
                         }
                     }
-                    if allow.principal.is_some() {
-                        // The allow service answers with exactly these (the
-                        // complete set, empty values included); built once.
-                        req.extensions_mut()
-                            .insert(IdentityHeaders(allow.upstream_headers));
-                    }
+                    // The allow service answers with exactly these (the
+                    // complete set, empty values included); built once.
+                    req.extensions_mut()
+                        .insert(IdentityHeaders(allow.upstream_headers));
                     req.extensions_mut().insert(Principal(allow.principal));
                     // The inner service (the reverse proxy) forwards exactly
                     // what was judged, without interpreting the request again.
                     req.extensions_mut().insert(view);
                     let resp = inner.call(req).await.map_err(Into::into)?;
-                    Ok(finish(resp, allow.set_cookies))
+                    let mut resp = finish(resp, allow.set_cookies);
+                    answer.apply(resp.headers_mut(), false);
+                    Ok(resp)
                 }
-                other => Ok(render::not_allowed(other, layer.probe)),
+                other => {
+                    let frameable = matches!(&other, Decision::Respond(r) if r.frameable);
+                    let mut resp = render::not_allowed(other, layer.probe);
+                    answer.apply(resp.headers_mut(), frameable);
+                    Ok(resp)
+                }
             }
         })
     }

@@ -511,10 +511,10 @@ impl Gate {
             Presented::Refused(r) => (Err(Failure::Reject(r)), None),
         };
         match outcome {
-            Ok(id) => {
+            Ok((id, claims)) => {
                 throttle.success(ip);
                 self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
-                let upstream_headers = self.inner.policy.upstream_headers(&id, true);
+                let upstream_headers = self.bearer_headers(&id, &claims, token.unwrap_or(""));
                 Ok(Decision::Allow(Allow {
                     principal: Some(id),
                     upstream_headers,
@@ -543,7 +543,10 @@ impl Gate {
     }
 
     /// Every check of one token; the identity it names on success.
-    async fn authenticate_bearer(&self, token: &str) -> Result<crate::policy::Identity, Failure> {
+    async fn authenticate_bearer(
+        &self,
+        token: &str,
+    ) -> Result<(crate::policy::Identity, Map<String, Value>), Failure> {
         let inner = &self.inner;
         let s = &inner.settings.bearer;
         if token.len() > s.max_token_bytes {
@@ -584,10 +587,11 @@ impl Gate {
         };
         self.check_revoked(&key, claims.get("jti").and_then(Value::as_str))
             .await?;
-        inner
+        let id = inner
             .policy
             .identity_from_claims(&claims, &s.identifier_claim)
-            .map_err(|_| BearerReject::Identifier.into())
+            .map_err(|_| BearerReject::Identifier)?;
+        Ok((id, claims))
     }
 
     /// The checked claims of a JWT: from the verified-claims cache (every

@@ -8,6 +8,7 @@
 mod bearer;
 mod channels;
 mod decision;
+mod headers;
 mod login;
 mod logout;
 mod outage;
@@ -108,6 +109,10 @@ pub struct GateSettings {
     /// ([`OutagePolicy::DEFAULT_FOR_SESSIONS`],
     /// [`OutagePolicy::DEFAULT_FOR_BEARER`]).
     pub security_outage_policy: Option<OutagePolicy>,
+    /// Let CORS preflights (`OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`) through without authentication
+    /// (`allowUnauthenticatedPreflight`).
+    pub allow_unauthenticated_preflight: bool,
 }
 
 impl Default for GateSettings {
@@ -132,6 +137,7 @@ impl Default for GateSettings {
             backchannel_path: None,
             frontchannel_path: None,
             security_outage_policy: None,
+            allow_unauthenticated_preflight: false,
         }
     }
 }
@@ -236,7 +242,7 @@ impl Gate {
 
     async fn decide_inner(&self, view: &RequestView) -> Result<Decision, Error> {
         let s = &self.inner.settings;
-        if crate::policy::has_ambiguous_identity_header(&view.headers) {
+        if self.inner.policy.has_ambiguous_header(&view.headers) {
             return Err(Error::AmbiguousIdentityHeader);
         }
         if view.path == s.callback_path {
@@ -259,8 +265,11 @@ impl Gate {
                 .ok_or(Error::UnsafeRedirect)?;
             return self.start_login(view, target).await;
         }
+        if s.allow_unauthenticated_preflight && headers::is_preflight(view) {
+            return Ok(Decision::Allow(self.open_allow()));
+        }
         if self.is_excluded(&view.path) {
-            return Ok(Decision::Allow(Allow::default()));
+            return Ok(Decision::Allow(self.open_allow()));
         }
         let now = self.inner.clock.now();
         let session = self.load_session(view, now).await;
@@ -387,7 +396,7 @@ impl Gate {
             // The login round trip is over: drop the loop counter.
             set_cookies.push(self.inner.sessions.clear_login(self.secure(view)));
         }
-        let upstream_headers = self.inner.policy.upstream_headers(&id, true);
+        let upstream_headers = self.session_headers(&id, session);
         Ok(Decision::Allow(Allow {
             principal: Some(id),
             upstream_headers,

@@ -5,10 +5,17 @@
 //! I/O, no tokens, no HTTP requests. Both the cookie path and the bearer path
 //! end here, so a rule is written once.
 
+pub mod security;
+pub mod template;
+pub mod token_headers;
+
 use std::collections::HashSet;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
+
+use security::{SecurityHeaderSettings, SecurityHeaders};
+use token_headers::{TokenHeaderSettings, Tokens};
 
 /// Default claim naming the user (`userIdentifierClaim`).
 pub const DEFAULT_USER_IDENTIFIER_CLAIM: &str = "email";
@@ -35,6 +42,7 @@ pub const IDENTITY_HEADERS: &[&str] = &[
     "x-auth-request-redirect",
     "x-auth-request-token",
     "x-auth-request-access-token",
+    "x-forwarded-access-token",
     "x-user-groups",
     "x-user-roles",
 ];
@@ -133,6 +141,11 @@ pub struct PolicySettings {
     /// not true (`insecureAllowUnverifiedEmail`; for providers that omit the
     /// claim).
     pub insecure_allow_unverified_email: bool,
+    /// Templated and token headers (`headers`, `passAccessToken`,
+    /// `setAuthorizationHeader`).
+    pub token_headers: TokenHeaderSettings,
+    /// Security response headers and CORS (`securityHeaders`).
+    pub security_headers: SecurityHeaderSettings,
 }
 
 impl Default for PolicySettings {
@@ -147,6 +160,8 @@ impl Default for PolicySettings {
             minimal_headers: false,
             max_identifier_bytes: DEFAULT_MAX_IDENTIFIER_BYTES,
             insecure_allow_unverified_email: false,
+            token_headers: TokenHeaderSettings::default(),
+            security_headers: SecurityHeaderSettings::default(),
         }
     }
 }
@@ -197,6 +212,9 @@ pub struct Policy {
     users: HashSet<String>,
     domains: HashSet<String>,
     roles_and_groups: HashSet<String>,
+    /// Spelling keys of configured header names that are not identity headers.
+    extra_strip: Vec<String>,
+    security: std::sync::Arc<SecurityHeaders>,
 }
 
 impl Policy {
@@ -211,6 +229,14 @@ impl Policy {
                 .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
+            extra_strip: settings
+                .token_headers
+                .names()
+                .iter()
+                .filter(|n| !is_identity_header(n.as_str()))
+                .map(|n| token_headers::spelling_key(n.as_str()))
+                .collect(),
+            security: std::sync::Arc::new(SecurityHeaders::new(&settings.security_headers)),
             settings,
         }
     }
@@ -218,6 +244,85 @@ impl Policy {
     /// The settings in force.
     pub fn settings(&self) -> &PolicySettings {
         &self.settings
+    }
+
+    /// Every header name the gate may send upstream: the identity headers
+    /// and the configured token headers. A proxy set-up copies these from
+    /// forward-auth answers and must strip them from client requests.
+    pub fn sent_header_names(&self) -> Vec<HeaderName> {
+        token_headers::sent_header_names(&self.settings.token_headers)
+    }
+
+    /// True when `name` (any case, `_` or `-`) is a header the gate sets.
+    pub fn is_sent_header(&self, name: &str) -> bool {
+        is_identity_header(name)
+            || self
+                .extra_strip
+                .iter()
+                .any(|key| token_headers::same_spelling(name, key))
+    }
+
+    /// Removes every spelling of every header the gate sets from a client's
+    /// request.
+    pub fn strip_client_headers(&self, headers: &mut HeaderMap) {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| self.is_sent_header(k.as_str()))
+            .cloned()
+            .collect();
+        for k in doomed {
+            headers.remove(&k);
+        }
+    }
+
+    /// True when `headers` carry a header the gate sets under an underscore
+    /// spelling a proxy in front of the gate would not overwrite.
+    pub fn has_ambiguous_header(&self, headers: &HeaderMap) -> bool {
+        headers
+            .keys()
+            .any(|k| k.as_str().contains('_') && self.is_sent_header(k.as_str()))
+    }
+
+    /// Every header the gate may send, with an empty value: the answer of
+    /// forward-auth on paths without a principal, so a proxy copying them
+    /// erases what the client sent.
+    pub fn blank_headers(&self) -> HeaderMap {
+        let mut h = blank_identity_headers();
+        for n in self.settings.token_headers.names() {
+            h.insert(n, HeaderValue::from_static(""));
+        }
+        h
+    }
+
+    /// True when the token headers need the request's claims.
+    pub fn headers_use_claims(&self) -> bool {
+        self.settings.token_headers.uses_claims()
+    }
+
+    /// The complete upstream headers of an allowed request: identity headers
+    /// (see [`Policy::upstream_headers`]), every configured token header
+    /// present (empty when it rendered nothing), then the rendered ones.
+    pub fn allowed_headers(
+        &self,
+        id: &Identity,
+        claims: &Map<String, Value>,
+        tokens: Tokens<'_>,
+    ) -> HeaderMap {
+        let mut h = self.upstream_headers(id, true);
+        let th = &self.settings.token_headers;
+        if th.is_empty() {
+            return h;
+        }
+        for n in th.names() {
+            h.insert(n, HeaderValue::from_static(""));
+        }
+        th.render(claims, tokens, &mut h);
+        h
+    }
+
+    /// The security response headers.
+    pub fn security_headers(&self) -> &SecurityHeaders {
+        &self.security
     }
 
     /// Builds an identity from token claims using `claim` for the identifier
