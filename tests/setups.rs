@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use oidcgate::config::{Config, DEFAULT_LISTEN};
 use oidcgate::doors::app::{HEALTHZ_PATH, READYZ_PATH};
-use oidcgate::policy::IDENTITY_HEADERS;
+use oidcgate::policy::{FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADERS};
 use serde_yaml::Value;
 
 /// The proxy set-ups: quoted in the docs, run by `e2e/run`.
@@ -141,6 +141,15 @@ fn e2e_runs_the_documented_files() {
     }
 }
 
+/// Every header name the gate treats as identity: its own and the foreign
+/// ones other tools trust.
+fn every_identity_header() -> impl Iterator<Item = &'static str> {
+    IDENTITY_HEADERS
+        .iter()
+        .chain(FOREIGN_IDENTITY_HEADERS)
+        .copied()
+}
+
 /// The Traefik middleware of the file provider, and its list of headers.
 fn traefik_forward_auth() -> Value {
     let docs = yaml_docs("deploy/traefik/dynamic.yaml");
@@ -155,8 +164,8 @@ fn traefik_forward_auth() -> Value {
 fn traefik_replaces_every_identity_header() {
     let fa = traefik_forward_auth();
     let listed = lower(&strings(get(&fa, &["authResponseHeaders"])));
-    for h in IDENTITY_HEADERS.iter().chain(&["authorization"]) {
-        assert!(listed.contains(*h), "Traefik authResponseHeaders lacks {h}");
+    for h in every_identity_header().chain(["authorization"]) {
+        assert!(listed.contains(h), "Traefik authResponseHeaders lacks {h}");
     }
     assert_eq!(get(&fa, &["trustForwardHeader"]).as_bool(), Some(false));
     let cookies = strings(get(&fa, &["addAuthCookiesToResponse"]));
@@ -201,6 +210,18 @@ fn caddy_removes_copies_and_cleans_every_identity_header() {
         .collect();
     let copied = names_after(&caddy, "copy_headers ");
     let cleaned = names_after(&caddy, "import oidcgate_unset ");
+    let forward = caddy.find("\tforward_auth ").expect("a forward_auth directive");
+    let removed_first: BTreeSet<String> = caddy[..forward]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("request_header -"))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    for h in every_identity_header() {
+        assert!(
+            removed_first.contains(h),
+            "Caddyfile does not remove the client's {h} before forward_auth"
+        );
+    }
     for h in IDENTITY_HEADERS {
         assert!(
             removed.contains(*h),
@@ -219,7 +240,6 @@ fn caddy_removes_copies_and_cleans_every_identity_header() {
         removed.contains("*_*"),
         "underscore spellings must be removed"
     );
-    let forward = caddy.find("forward_auth").expect("forward_auth");
     let auth = caddy
         .find("request_header -Authorization")
         .expect("Authorization removed");
@@ -242,6 +262,10 @@ fn nginx_sets_every_identity_header_from_the_gate() {
             continue;
         };
         let var = var.trim_end_matches(';');
+        if var == "\"\"" {
+            set.insert(name.to_ascii_lowercase());
+            continue;
+        }
         let taken = nginx.lines().any(|l| {
             let mut w = l.split_whitespace();
             w.next() == Some("auth_request_set")
@@ -261,6 +285,9 @@ fn nginx_sets_every_identity_header_from_the_gate() {
             set.contains(*h),
             "nginx does not set {h} from the gate's answer"
         );
+    }
+    for h in FOREIGN_IDENTITY_HEADERS {
+        assert!(set.contains(*h), "nginx does not remove the client's {h}");
     }
     assert!(
         nginx.contains("if ($oidcgate_api)"),
