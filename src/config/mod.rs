@@ -52,6 +52,10 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Added in front of the default cookie prefix when the gate serves HTTPS
+/// with host-only cookies.
+pub const HOST_COOKIE_PREFIX: &str = "__Host-";
+
 fn bad(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_owned(),
@@ -250,6 +254,17 @@ impl Config {
             }
             session.max_age = Duration::from_secs(secs);
         }
+        // Served over HTTPS with host-only cookies on `/`: the default names
+        // take the `__Host-` prefix, which browsers accept only from this
+        // host, over HTTPS, without `Domain` — a sibling subdomain cannot
+        // plant one. An explicit `cookiePrefix` is kept as written.
+        if raw.force_https
+            && raw.cookie_prefix.is_none()
+            && session.cookie_domain.is_none()
+            && session.cookie_path == "/"
+        {
+            session.cookie_prefix = format!("{HOST_COOKIE_PREFIX}{}", session.cookie_prefix);
+        }
         crate::session::SessionCodec::new(session.clone())
             .map_err(|e| bad("session", e.to_string()))?;
 
@@ -424,7 +439,7 @@ impl Config {
             allowed_redirect_hosts: raw.allowed_redirect_hosts.clone(),
             audience: raw.audience.clone().filter(|a| !a.is_empty()),
             extra_auth_params: raw.extra_auth_params.clone().into_iter().collect(),
-            strip_auth_cookies: raw.strip_auth_cookies,
+            strip_auth_cookies: raw.strip_auth_cookies.unwrap_or(true),
             refresh,
             bearer: bearer.settings,
             session_store,

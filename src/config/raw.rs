@@ -82,9 +82,9 @@ pub struct RawConfig {
     /// Only X-Forwarded-User.
     #[serde(rename = "minimalHeaders")]
     pub minimal_headers: bool,
-    /// Remove the gate's cookies upstream.
+    /// Remove the gate's cookies upstream (default true).
     #[serde(rename = "stripAuthCookies")]
-    pub strip_auth_cookies: bool,
+    pub strip_auth_cookies: Option<bool>,
     /// CA bundle file.
     #[serde(rename = "caCertPath")]
     pub ca_cert_path: Option<String>,

@@ -42,6 +42,8 @@ fn defaults_are_the_documented_ones() {
     assert!(c.app.upstream.is_none());
     assert_eq!(c.session.cookie_prefix, "_oidcgate_");
     assert_eq!(c.session.max_age.as_secs(), 86_400);
+    assert!(c.gate.strip_auth_cookies);
+    assert!(!c.policy.insecure_allow_unverified_email);
     assert_eq!(c.policy.user_identifier_claim, "email");
     assert!(c.app.trusted.contains("127.0.0.1".parse().unwrap()));
     assert!(!c.app.trusted.contains("10.1.2.3".parse().unwrap()));
@@ -180,7 +182,7 @@ fn a_config_from_the_environment_alone_works() {
     .into_iter()
     .collect();
     let c = Config::from_yaml("", &|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
-    assert_eq!(c.provider.client_secret, "12345");
+    assert_eq!(c.provider.client_secret.expose(), "12345");
 }
 
 #[test]
@@ -237,4 +239,31 @@ fn security_outage_policy_is_open_closed_or_unset() {
     }
     let e = load("securityOutagePolicy: sometimes\n").unwrap_err();
     assert!(e.to_string().contains("securityOutagePolicy"), "{e}");
+}
+
+#[test]
+fn issue12_f9_https_host_only_cookies_take_the_host_prefix() {
+    let c = load("forceHTTPS: true").unwrap();
+    assert_eq!(c.session.cookie_prefix, "__Host-_oidcgate_");
+    for extra in [
+        "forceHTTPS: false",
+        "forceHTTPS: true\ncookieDomain: example.com",
+        "forceHTTPS: true\ncookiePath: /app",
+        "forceHTTPS: true\ncookiePrefix: _mine_",
+    ] {
+        let c = load(extra).unwrap();
+        assert!(!c.session.cookie_prefix.starts_with("__Host-"), "{extra}");
+    }
+    let c = load("stripAuthCookies: false").unwrap();
+    assert!(!c.gate.strip_auth_cookies);
+}
+
+#[test]
+fn issue12_f10_debug_never_prints_the_client_secret() {
+    let c = load("clientSecret: sup3r-s3cret-value").unwrap();
+    assert_eq!(c.provider.client_secret.expose(), "sup3r-s3cret-value");
+    for text in [format!("{c:?}"), format!("{:?}", c.provider)] {
+        assert!(!text.contains("sup3r-s3cret-value"), "{text}");
+        assert!(text.contains("[redacted]"));
+    }
 }

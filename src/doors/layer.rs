@@ -282,12 +282,49 @@ pub(crate) struct IdentityHeaders(pub(crate) http::HeaderMap);
 #[derive(Clone, Debug)]
 pub struct Principal(pub Option<crate::policy::Identity>);
 
+/// An answer carrying the gate's cookies must not be stored by a shared
+/// cache: `public` and `s-maxage` go, `private` is added (unless the answer
+/// is already `private` or `no-store`).
+fn private_cache(h: &mut http::HeaderMap) {
+    let directives: Vec<String> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let name = |d: &str| {
+        d.split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
+    let mut kept: Vec<String> = directives
+        .into_iter()
+        .filter(|d| !matches!(name(d).as_str(), "public" | "s-maxage"))
+        .collect();
+    if !kept
+        .iter()
+        .any(|d| matches!(name(d).as_str(), "private" | "no-store"))
+    {
+        kept.insert(0, "private".into());
+    }
+    if let Ok(v) = HeaderValue::from_str(&kept.join(", ")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+}
+
 fn finish<B>(resp: Response<B>, set_cookies: Vec<HeaderValue>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     let (mut parts, body) = resp.into_parts();
+    if !set_cookies.is_empty() {
+        private_cache(&mut parts.headers);
+    }
     for c in set_cookies {
         parts.headers.append(header::SET_COOKIE, c);
     }

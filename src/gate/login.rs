@@ -17,7 +17,7 @@ use super::view::RequestView;
 use super::{Gate, safe_redirect};
 use crate::cache::{CacheKey, Namespace};
 use crate::oidc::{Provider, TokenResponse};
-use crate::session::{LoginState, PendingLogin, Session, pkce_challenge, random_token};
+use crate::session::{PendingLogin, Session, pkce_challenge, random_token};
 
 /// Bytes of randomness in `state` and `nonce`.
 const STATE_BYTES: usize = 24;
@@ -34,6 +34,9 @@ impl Gate {
         return_to: String,
     ) -> Result<Decision, Error> {
         let s = &self.inner.settings;
+        if return_to.len() > super::MAX_RETURN_URL_BYTES {
+            return Err(Error::ReturnUrlTooLong);
+        }
         let now = self.now();
         let secure = self.secure(view);
         let mut login = self
@@ -136,15 +139,15 @@ impl Gate {
             .ok_or(Error::BadCallback("missing state"))?;
         let now = self.now();
         let secure = self.secure(view);
-        let mut login: LoginState =
-            self.inner
-                .sessions
-                .load_login(&view.headers, now)
-                .ok_or(Error::BadCallback(
-                    "no login in progress (cookie missing or expired)",
-                ))?;
-        let pending = login
-            .take(&state)
+        if !self.inner.sessions.carries_login(&view.headers) {
+            return Err(Error::BadCallback(
+                "no login in progress (cookie missing or expired)",
+            ));
+        }
+        let (login, pending) = self
+            .inner
+            .sessions
+            .take_login(&view.headers, &state, now)
             .ok_or(Error::BadCallback("state mismatch"))?;
         // From here on the state is spent, whatever happens: the browser's
         // login cookie loses it, and a copy of the cookie finds it claimed.
@@ -220,6 +223,7 @@ impl Gate {
         let location = safe_redirect(
             &pending.return_to,
             &view.host,
+            self.secure(view),
             &self.inner.settings.allowed_redirect_hosts,
         )
         .filter(|t| !t.starts_with(&self.inner.settings.callback_path))

@@ -23,7 +23,14 @@ impl Gate {
         // `rd` may choose a safe target; otherwise the configured one.
         let target = view
             .query_param("rd")
-            .and_then(|rd| safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts))
+            .and_then(|rd| {
+                safe_redirect(
+                    &rd,
+                    &view.host,
+                    self.secure(view),
+                    &s.allowed_redirect_hosts,
+                )
+            })
             .unwrap_or_else(|| s.post_logout_redirect.clone());
         let absolute = self.absolute(view, &target);
         if let Some(session) = &session {

@@ -61,6 +61,10 @@ pub const START_PATH: &str = "/oauth2/start";
 pub const SIGN_OUT_PATH: &str = "/oauth2/sign_out";
 /// Scopes always requested.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
+/// Longest address (path and query) the gate returns to after login; a
+/// longer one is answered 414 instead of starting a login whose state could
+/// not fit in the login cookie.
+pub const MAX_RETURN_URL_BYTES: usize = 2048;
 /// Login round trips without success (within the login window) before the
 /// gate stops redirecting and shows an error page.
 pub const DEFAULT_MAX_LOGIN_ATTEMPTS: u32 = 5;
@@ -92,7 +96,8 @@ pub struct GateSettings {
     pub extra_auth_params: Vec<(String, String)>,
     /// Login loop guard.
     pub max_login_attempts: u32,
-    /// Remove the gate's own cookies from requests sent upstream.
+    /// Remove the gate's own cookies from requests sent upstream (default
+    /// true: the upstream never needs the sealed tokens).
     pub strip_auth_cookies: bool,
     /// Token refresh.
     pub refresh: RefreshSettings,
@@ -130,7 +135,7 @@ impl Default for GateSettings {
             audience: None,
             extra_auth_params: Vec::new(),
             max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
-            strip_auth_cookies: false,
+            strip_auth_cookies: true,
             refresh: RefreshSettings::default(),
             bearer: BearerSettings::default(),
             session_store: SessionStore::Cookie,
@@ -261,8 +266,13 @@ impl Gate {
         }
         if view.path == START_PATH {
             let rd = view.query_param("rd").unwrap_or_else(|| "/".into());
-            let target = safe_redirect(&rd, &view.host, &s.allowed_redirect_hosts)
-                .ok_or(Error::UnsafeRedirect)?;
+            let target = safe_redirect(
+                &rd,
+                &view.host,
+                self.secure(view),
+                &s.allowed_redirect_hosts,
+            )
+            .ok_or(Error::UnsafeRedirect)?;
             return self.start_login(view, target).await;
         }
         if s.allow_unauthenticated_preflight && headers::is_preflight(view) {

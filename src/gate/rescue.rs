@@ -68,9 +68,25 @@ pub enum Error {
         /// Seconds until the penalty ends, sent as `Retry-After`.
         retry_after: u64,
     },
+    /// The address to return to after login is longer than
+    /// [`super::MAX_RETURN_URL_BYTES`] (414).
+    #[error("return URL too long")]
+    ReturnUrlTooLong,
     /// The revocation store cannot answer, so a token cannot be cleared (503).
     #[error("revocation state unavailable")]
     RevocationUnavailable,
+}
+
+/// Longest part of a request path written to a log line.
+const MAX_LOGGED_PATH_CHARS: usize = 200;
+
+/// `path` cut to [`MAX_LOGGED_PATH_CHARS`] characters, so one request cannot
+/// write kilobytes to the log.
+fn logged_path(path: &str) -> &str {
+    match path.char_indices().nth(MAX_LOGGED_PATH_CHARS) {
+        Some((i, _)) => &path[..i],
+        None => path,
+    }
 }
 
 /// Maps an engine error to the reply the client sees.
@@ -138,15 +154,20 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed authentication attempts; try again later".into(),
         ),
+        Error::ReturnUrlTooLong => (
+            StatusCode::URI_TOO_LONG,
+            "The address is too long to return to after login".into(),
+        ),
         Error::RevocationUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Token state is unavailable; please try again shortly".into(),
         ),
     };
+    let path = logged_path(&view.path);
     if status.is_server_error() {
-        tracing::warn!(error = %e, status = status.as_u16(), path = %view.path, "request failed");
+        tracing::warn!(error = %e, status = status.as_u16(), path, "request failed");
     } else {
-        tracing::debug!(error = %e, status = status.as_u16(), path = %view.path, "request refused");
+        tracing::debug!(error = %e, status = status.as_u16(), path, "request refused");
     }
     let mut reply = Reply::error(status, &msg, json);
     match e {

@@ -62,18 +62,80 @@ pub(crate) async fn discover(
             meta.issuer, issuer
         )));
     }
-    for (name, v) in [
-        ("authorization_endpoint", &meta.authorization_endpoint),
-        ("token_endpoint", &meta.token_endpoint),
-        ("jwks_uri", &meta.jwks_uri),
-    ] {
+    check_endpoints(issuer, &meta)?;
+    Ok(meta)
+}
+
+/// Every endpoint is an http(s) URL, and `https` when the issuer is: a
+/// document served over TLS must not send codes, tokens or key fetches
+/// over plain HTTP.
+fn check_endpoints(issuer: &str, meta: &ProviderMetadata) -> Result<(), Error> {
+    let tls_issuer = issuer.starts_with("https://");
+    let optional = [
+        ("end_session_endpoint", &meta.end_session_endpoint),
+        ("introspection_endpoint", &meta.introspection_endpoint),
+        ("revocation_endpoint", &meta.revocation_endpoint),
+        ("userinfo_endpoint", &meta.userinfo_endpoint),
+        ("registration_endpoint", &meta.registration_endpoint),
+    ];
+    let endpoints = [
+        ("authorization_endpoint", Some(&meta.authorization_endpoint)),
+        ("token_endpoint", Some(&meta.token_endpoint)),
+        ("jwks_uri", Some(&meta.jwks_uri)),
+    ]
+    .into_iter()
+    .chain(optional.into_iter().map(|(n, v)| (n, v.as_ref())));
+    for (name, v) in endpoints {
+        let Some(v) = v else { continue };
         let u = url::Url::parse(v)
             .map_err(|_| Error::ProviderInvalid(format!("discovery {name} is not a URL")))?;
-        if !matches!(u.scheme(), "https" | "http") {
-            return Err(Error::ProviderInvalid(format!(
-                "discovery {name} is not http(s)"
-            )));
+        match u.scheme() {
+            "https" => {}
+            "http" if !tls_issuer => {}
+            "http" => {
+                return Err(Error::ProviderInvalid(format!(
+                    "discovery {name} is http:// under an https:// issuer"
+                )));
+            }
+            _ => {
+                return Err(Error::ProviderInvalid(format!(
+                    "discovery {name} is not http(s)"
+                )));
+            }
         }
     }
-    Ok(meta)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(issuer: &str, token: &str, end_session: Option<&str>) -> ProviderMetadata {
+        serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": token,
+            "jwks_uri": format!("{issuer}/jwks"),
+            "end_session_endpoint": end_session,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn issue12_f10_http_endpoint_under_https_issuer_is_refused() {
+        let i = "https://idp.example";
+        assert!(check_endpoints(i, &meta(i, "https://idp.example/token", None)).is_ok());
+        assert!(check_endpoints(i, &meta(i, "http://idp.example/token", None)).is_err());
+        let m = meta(
+            i,
+            "https://idp.example/token",
+            Some("http://idp.example/logout"),
+        );
+        assert!(check_endpoints(i, &m).is_err());
+        // A plain-http issuer (a loopback test provider) keeps working.
+        let l = "http://127.0.0.1:9000";
+        assert!(check_endpoints(l, &meta(l, "http://127.0.0.1:9000/token", None)).is_ok());
+        assert!(check_endpoints(l, &meta(l, "ftp://127.0.0.1/token", None)).is_err());
+    }
 }

@@ -28,6 +28,7 @@ use super::verify::{
     LogoutTokenClaims, VerifiedAccessToken, VerifiedIdToken,
 };
 use crate::clock::SharedClock;
+use crate::telemetry::Secret;
 
 /// Shortest time between two discovery attempts after a failure.
 pub const DEFAULT_DISCOVERY_RETRY_INTERVAL: Duration = Duration::from_secs(30);
@@ -39,8 +40,9 @@ pub struct ProviderSettings {
     pub issuer: String,
     /// OAuth client id.
     pub client_id: String,
-    /// OAuth client secret (may be empty for public clients).
-    pub client_secret: String,
+    /// OAuth client secret (may be empty for public clients); `Debug`
+    /// prints `[redacted]`.
+    pub client_secret: Secret,
     /// Client authentication at the token, introspection and revocation
     /// endpoints; `None` lets discovery's
     /// `token_endpoint_auth_methods_supported` choose.
@@ -69,7 +71,7 @@ impl ProviderSettings {
         Self {
             issuer: issuer.trim_end_matches('/').to_owned(),
             client_id: client_id.to_owned(),
-            client_secret: client_secret.to_owned(),
+            client_secret: Secret::new(client_secret),
             client_auth: None,
             assertion_key: None,
             assertion_audience: AssertionAudience::default(),
@@ -352,7 +354,7 @@ impl Provider {
     fn creds<'a>(&'a self, d: &'a Discovered) -> ClientCredentials<'a> {
         ClientCredentials {
             id: &self.settings.client_id,
-            secret: &self.settings.client_secret,
+            secret: self.settings.client_secret.expose(),
             method: d.client_auth,
             key: self.settings.assertion_key.as_deref(),
             audience: ClientCredentials::audience_for(

@@ -25,7 +25,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::cookies::{self, Attributes};
 use super::crypto::{Keyring, Purpose};
-use super::model::{LoginState, MAX_PENDING_LOGINS, Session};
+use super::model::{LoginState, MAX_PENDING_LOGINS, PendingLogin, Session};
 use super::{Error, SecretString};
 
 /// Default prefix of every cookie name.
@@ -543,16 +543,42 @@ impl SessionCodec {
     /// cookie is missing or unreadable.
     pub fn load_login(&self, headers: &HeaderMap, now: u64) -> Option<LoginState> {
         let value = self.carried(headers).login?;
-        let Some(mut login) = self.open_login(value) else {
+        let Some(login) = self.open_login(value) else {
             tracing::debug!("login cookie present but unreadable; ignored");
             return None;
         };
+        Some(self.current(login, now))
+    }
+
+    /// The login state holding `state`, with that pending login taken out
+    /// of it. Every login cookie the request carries is tried, not only the
+    /// first: a cookie of the same name planted by a sibling subdomain
+    /// (which the browser may send first) cannot shadow the browser's own
+    /// pending login.
+    pub fn take_login(
+        &self,
+        headers: &HeaderMap,
+        state: &str,
+        now: u64,
+    ) -> Option<(LoginState, PendingLogin)> {
+        cookies::pairs(headers)
+            .filter(|(name, _)| matches!(self.classify(name), Some(Own::Login)))
+            .filter_map(|(_, value)| self.open_login(value))
+            .find_map(|login| {
+                let mut login = self.current(login, now);
+                let pending = login.take(state)?;
+                Some((login, pending))
+            })
+    }
+
+    /// `login` without the pending logins at or past their lifetime.
+    fn current(&self, mut login: LoginState, now: u64) -> LoginState {
         let ttl = self.inner.login_ttl;
         login
             .pending
             .retain(|p| now < p.created_at.saturating_add(ttl));
         login.pending.truncate(MAX_PENDING_LOGINS);
-        Some(login)
+        login
     }
 
     fn open_login(&self, value: &[u8]) -> Option<LoginState> {

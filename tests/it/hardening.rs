@@ -315,3 +315,97 @@ async fn issue12_f10_one_bad_forwarded_for_entry_keeps_the_chain() {
         "{up:?}"
     );
 }
+
+#[tokio::test]
+async fn issue12_f10_long_return_url_is_414_not_500() {
+    for door in [Door::Proxy, Door::ForwardAuth] {
+        let h = Harness::start(door, "").await;
+        let mut b = h.browser();
+        let long = format!("/x?{}", "a".repeat(3000));
+        let r = b.get_app(&long).await;
+        assert_eq!(r.status, StatusCode::URI_TOO_LONG, "{door:?}: {}", r.status);
+        // Just under the cap still logs in.
+        let ok = format!("/x?{}", "a".repeat(1500));
+        let r = b.get_app(&ok).await;
+        assert_eq!(r.status, StatusCode::FOUND, "{door:?}");
+    }
+}
+
+#[tokio::test]
+async fn issue12_f10_rd_to_another_port_or_scheme_is_refused() {
+    let h = Harness::start(Door::ForwardAuth, "").await;
+    let mut b = h.browser();
+    for rd in [
+        "http://app.test:9999/x",
+        "https://app.test/x",
+        "http://app.test:80@evil.com/",
+    ] {
+        let enc: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let r = b.get_app(&format!("/oauth2/start?rd={enc}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{rd}: {r:?}");
+    }
+    let r = b
+        .get_app("/oauth2/start?rd=http%3A%2F%2Fapp.test%2Fok")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{r:?}");
+}
+
+// Finding 9: cookies.
+
+#[tokio::test]
+async fn issue12_f9_session_cookies_stay_at_the_gate_by_default() {
+    let h = Harness::start(Door::Proxy, "").await;
+    let mut b = h.browser();
+    b.jar.insert("app_pref".into(), "1".into());
+    let trace = b.login(&h, "/who").await;
+    // The first proxied answer clears the login cookie: it must not be
+    // stored by a shared cache.
+    assert!(!trace.landed.set_cookies().is_empty());
+    let cc = trace
+        .landed
+        .header("cache-control")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(cc.contains("private") || cc.contains("no-store"), "{cc:?}");
+    assert!(!cc.contains("public"), "{cc:?}");
+    let up = b.get_app("/who").await.upstream_headers();
+    let cookie = up.get("cookie").cloned().unwrap_or_default();
+    assert!(!cookie.contains(GATE_COOKIE_PREFIX), "{cookie}");
+}
+
+#[tokio::test]
+async fn issue12_f9_https_without_cookie_domain_uses_host_prefix() {
+    let h = Harness::start(Door::Proxy, "forceHTTPS: true").await;
+    let r = raw(&h.gate, Method::GET, "/", &[("accept", "text/html")]).await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    let login = r
+        .set_cookie("__Host-_oidcgate_login")
+        .expect("__Host- login cookie");
+    let attrs = cookie_attrs(&login);
+    assert!(attrs.contains(&"secure".to_owned()) && attrs.contains(&"path=/".to_owned()));
+    assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{login}");
+}
+
+#[tokio::test]
+async fn issue12_f9_planted_login_cookie_does_not_shadow_the_browsers_own() {
+    let h = Harness::start(Door::Proxy, "").await;
+    let mut victim = h.browser();
+    let cb = until_callback(&mut victim).await;
+    let mut planter = h.browser();
+    let _ = until_callback(&mut planter).await;
+    // A sibling subdomain's cookie comes first in the header.
+    let cookie = format!(
+        "{LOGIN_COOKIE}={}; {LOGIN_COOKIE}={}",
+        planter.jar[LOGIN_COOKIE], victim.jar[LOGIN_COOKIE]
+    );
+    let pq = format!("{}?{}", cb.path(), cb.query().unwrap());
+    let r = raw(
+        &h.gate,
+        Method::GET,
+        &pq,
+        &[("cookie", &cookie), ("accept", "text/html")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{r:?}");
+    assert!(r.set_cookie(SESSION_COOKIE).is_some());
+}

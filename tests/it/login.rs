@@ -99,7 +99,9 @@ async fn login_auth_request() {
 #[tokio::test]
 async fn force_https_makes_cookies_secure_and_redirect_uri_https() {
     for door in Door::ALL {
-        let h = Harness::start(door, "forceHTTPS: true").await;
+        // An explicit prefix keeps the harness's cookie names (the default
+        // one becomes `__Host-_oidcgate_`, see hardening.rs).
+        let h = Harness::start(door, "forceHTTPS: true\ncookiePrefix: _oidcgate_").await;
         let mut b = h.browser();
         let redirect_uri = h.redirect_uri().replacen("http://", "https://", 1);
         // login_with_redirect_uri asserts Secure on the login and session cookies.
