@@ -210,7 +210,9 @@ fn caddy_removes_copies_and_cleans_every_identity_header() {
         .collect();
     let copied = names_after(&caddy, "copy_headers ");
     let cleaned = names_after(&caddy, "import oidcgate_unset ");
-    let forward = caddy.find("\tforward_auth ").expect("a forward_auth directive");
+    let forward = caddy
+        .find("\tforward_auth ")
+        .expect("a forward_auth directive");
     let removed_first: BTreeSet<String> = caddy[..forward]
         .lines()
         .filter_map(|l| l.trim().strip_prefix("request_header -"))

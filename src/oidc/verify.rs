@@ -445,6 +445,69 @@ mod tests {
         format!("{}.{}.{}", b64(header), b64(r#"{"sub":"x"}"#), b64("sig"))
     }
 
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            let cases = std::env::var("PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            ProptestConfig {
+                cases,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Any token text: no panic, and an accepted header names an
+            /// allowlisted algorithm.
+            #[test]
+            fn precheck_never_panics_and_accepts_only_allowed_algs(raw in ".{0,200}") {
+                if let Ok(h) = precheck(&raw, DEFAULT_ALLOWED_ALGS) {
+                    prop_assert!(DEFAULT_ALLOWED_ALGS.contains(&h.alg));
+                }
+            }
+
+            /// Headers built from JSON: `none`, HMAC, unknown algorithms,
+            /// `crit` and odd `kid`s never pass; the kid that passes is
+            /// short and made of safe characters.
+            #[test]
+            fn precheck_refuses_what_it_must(
+                alg in prop_oneof![
+                    prop::sample::select(vec![
+                        "none", "None", "HS256", "HS512", "RS256", "ES256", "PS256", "EdDSA",
+                    ])
+                    .prop_map(str::to_owned),
+                    "[A-Za-z0-9]{0,8}",
+                ],
+                kid in proptest::option::of(".{0,80}"),
+                crit in any::<bool>(),
+            ) {
+                let mut h = serde_json::json!({ "alg": alg });
+                if let Some(k) = &kid {
+                    h["kid"] = serde_json::Value::from(k.clone());
+                }
+                if crit {
+                    h["crit"] = serde_json::json!(["exp"]);
+                }
+                let r = precheck(&tok(&h.to_string()), DEFAULT_ALLOWED_ALGS);
+                if let Ok(header) = r {
+                    prop_assert!(!crit);
+                    prop_assert!(!alg.eq_ignore_ascii_case("none") && !alg.starts_with("HS"));
+                    prop_assert!(DEFAULT_ALLOWED_ALGS.contains(&header.alg));
+                    if let Some(k) = header.kid {
+                        prop_assert!(k.bytes().all(kid_char), "{k:?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn precheck_table() {
         let cases: &[(&str, &str, bool)] = &[
