@@ -6,6 +6,8 @@
 //!   caches warm (the hot path), for a typical one-chunk session and a
 //!   three-chunk one, with memory caches; with `redis` and `hybrid` caches
 //!   when `redis-server` is installed (a local server started by the bench).
+//! - `valid_session_metrics`: the hot path through `decide_at` (what the
+//!   doors call) with metrics off and on; the ratio is the cost of counting.
 //! - `excluded_url`: a path under `excludedURLs`, no cookie.
 //! - `login_start`: a browser navigation without a session, answered with a
 //!   302 to the provider (state, nonce and PKCE verifier made and sealed
@@ -27,6 +29,7 @@ use oidcgate::clock::{Clock as _, SystemClock};
 use oidcgate::config::Config;
 use oidcgate::gate::{Decision, Gate, RequestView};
 use oidcgate::session::{SID_BYTES, Session, SessionCodec, random_token};
+use oidcgate::telemetry::metrics::{Door, Metrics, Outcome};
 use serde_json::json;
 use testkit::redis::RedisServer;
 use testkit::{IdpConfig, TestIdp};
@@ -62,6 +65,11 @@ struct Fixture {
 /// `cache_mode` is `memory`, `redis` or `hybrid`; `None` when Redis is
 /// asked for but `redis-server` cannot be started.
 fn fixture(cache_mode: &str) -> Option<Fixture> {
+    fixture_with(cache_mode, Metrics::disabled())
+}
+
+/// As [`fixture`], with the gate recording into `metrics`.
+fn fixture_with(cache_mode: &str, metrics: Metrics) -> Option<Fixture> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -94,9 +102,10 @@ fn fixture(cache_mode: &str) -> Option<Fixture> {
     };
     let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
     let codec = SessionCodec::new(cfg.session.clone()).unwrap();
-    let gate = rt
-        .block_on(oidcgate::build(&cfg, Arc::new(SystemClock)))
+    let caches = rt
+        .block_on(oidcgate::cache::Caches::new(cfg.cache.clone()))
         .unwrap();
+    let gate = oidcgate::assemble_with(&cfg, caches, Arc::new(SystemClock), metrics).unwrap();
     rt.block_on(gate.warm_up()).unwrap();
     Some(Fixture {
         rt,
@@ -206,6 +215,30 @@ fn valid_session(bencher: Bencher, chunks: usize) {
         assert!(matches!(&d, Decision::Allow(a) if a.principal.is_some()));
         d
     });
+}
+
+/// Hot path through a door's entry point (`decide_at`), with metrics off
+/// (the handle records nothing) and on (counter and histogram updated):
+/// the cost of recording a decision.
+#[divan::bench(args = ["off", "on"])]
+fn valid_session_metrics(bencher: Bencher, metrics: &str) {
+    let m = if metrics == "on" {
+        Metrics::new()
+    } else {
+        Metrics::disabled()
+    };
+    let fx = fixture_with("memory", m.clone()).unwrap();
+    let (_, cookie) = session_with_chunks(&fx, 1);
+    let v = view("/app/dashboard?tab=2", headers("text/html", &cookie));
+    bencher.bench_local(|| {
+        let d = fx.rt.block_on(fx.gate.decide_at(Door::ForwardAuth, &v));
+        assert!(matches!(&d, Decision::Allow(a) if a.principal.is_some()));
+        d
+    });
+    assert_eq!(
+        m.enabled(),
+        m.decisions(Door::ForwardAuth, Outcome::Allow) > 0
+    );
 }
 
 /// Hot path with shared caches: every request asks whether its session was

@@ -11,6 +11,7 @@ pub mod doors;
 pub mod gate;
 pub mod oidc;
 pub mod policy;
+pub mod runtime;
 pub mod session;
 pub mod telemetry;
 
@@ -56,7 +57,19 @@ pub fn assemble(
     caches: cache::Caches,
     clock: clock::SharedClock,
 ) -> Result<gate::Gate, BuildError> {
-    let provider = oidc::Provider::new(cfg.provider.clone(), clock.clone())?;
+    assemble_with(cfg, caches, clock, telemetry::metrics::Metrics::disabled())
+}
+
+/// As [`assemble`], recording into `metrics` (shared by every gate a
+/// process builds, so counts survive configuration reloads).
+pub fn assemble_with(
+    cfg: &config::Config,
+    caches: cache::Caches,
+    clock: clock::SharedClock,
+    metrics: telemetry::metrics::Metrics,
+) -> Result<gate::Gate, BuildError> {
+    let provider =
+        oidc::Provider::with_metrics(cfg.provider.clone(), clock.clone(), metrics.clone())?;
     let sessions = session::SessionCodec::new(cfg.session.clone())?;
     let policy = policy::Policy::new(cfg.policy.clone());
     Ok(gate::Gate::new(
@@ -66,6 +79,7 @@ pub fn assemble(
         policy,
         caches,
         clock,
+        metrics,
     ))
 }
 

@@ -60,15 +60,16 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let gate = match oidcgate::build(&cfg, Arc::new(SystemClock)).await {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("oidcgate: {e}");
-                return ExitCode::from(2);
-            }
-        };
         match cli.command.unwrap_or(Command::Run) {
-            Command::Check => match gate.warm_up().await {
+            Command::Check => {
+                let gate = match oidcgate::build(&cfg, Arc::new(SystemClock)).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        eprintln!("oidcgate: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match gate.warm_up().await {
                 Ok(()) => {
                     println!("configuration ok; provider {} discovered", cfg.provider.issuer);
                     ExitCode::SUCCESS
@@ -77,7 +78,8 @@ fn main() -> ExitCode {
                     eprintln!("oidcgate: configuration ok, but discovery failed: {e}");
                     ExitCode::FAILURE
                 }
-            },
+                }
+            }
             Command::Health { .. } => ExitCode::SUCCESS,
             Command::Run => {
                 let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
@@ -92,9 +94,17 @@ fn main() -> ExitCode {
                     None => "forward-auth".to_owned(),
                 };
                 tracing::info!(listen = %cfg.listen, %mode, issuer = %cfg.provider.issuer, "oidcgate started");
-                oidcgate::run(gate, cfg.app.clone(), listener, shutdown_signal()).await;
-                tracing::info!("oidcgate stopped");
-                ExitCode::SUCCESS
+                let path = cli.config.clone();
+                match oidcgate::runtime::run(cfg, path, Arc::new(SystemClock), listener, shutdown_signal()).await {
+                    Ok(()) => {
+                        tracing::info!("oidcgate stopped");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("oidcgate: {e}");
+                        ExitCode::from(2)
+                    }
+                }
             }
         }
     })

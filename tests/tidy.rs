@@ -37,6 +37,20 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ],
     );
     m.insert(
+        "runtime",
+        &[
+            "config",
+            "doors",
+            "gate",
+            "oidc",
+            "session",
+            "policy",
+            "cache",
+            "telemetry",
+            "clock",
+        ],
+    );
+    m.insert(
         "config",
         &[
             "doors",

@@ -19,6 +19,7 @@ use super::redis::{L2Error, RedisStore};
 use super::settings::{CacheMode, CacheSettings};
 use super::stats::{BreakerState, CacheStats, Counters};
 use super::{Error, MAX_TTL, MIN_TTL};
+use crate::telemetry::metrics::Tier;
 
 /// The byte-level store behind [`Caches`](super::Caches).
 #[derive(Debug, Clone)]
@@ -65,6 +66,7 @@ impl Backend {
         let l2 = RedisStore::connect(redis_settings, counters.clone())
             .await
             .map_err(Error::Settings)?;
+        tracing::info!(mode = ?settings.mode, healthy = l2.is_healthy(), "Redis cache initialized");
         match settings.mode {
             CacheMode::Redis => {
                 let health = tokio::spawn(l2.clone().run_health());
@@ -79,7 +81,7 @@ impl Backend {
         }
     }
 
-    fn counters(&self) -> &Counters {
+    pub(super) fn counters(&self) -> &Counters {
         match self {
             Backend::Memory(m) => m.counters(),
             Backend::Redis(r) => r.counters(),
@@ -90,6 +92,16 @@ impl Backend {
     fn count_read(&self, hit: bool) {
         let c = self.counters();
         Counters::bump(if hit { &c.hits } else { &c.misses });
+    }
+
+    /// Counts a read by tier in the single-tier modes (the hybrid store
+    /// counts its own tiers).
+    fn count_tier_read(&self, ns: Namespace, hit: bool) {
+        match self {
+            Backend::Memory(m) => m.counters().read(ns, Tier::L1, hit),
+            Backend::Redis(r) => r.counters().read(ns, Tier::L2, hit),
+            Backend::Hybrid(_) => {}
+        }
     }
 
     /// Applies the namespace's failure policy in Redis-only mode.
@@ -115,6 +127,7 @@ impl Backend {
         };
         if let Ok(v) = &r {
             self.count_read(v.is_some());
+            self.count_tier_read(ns, v.is_some());
         }
         r
     }
@@ -211,6 +224,7 @@ impl Backend {
         if let Ok(v) = &r {
             for x in v {
                 self.count_read(x.is_some());
+                self.count_tier_read(ns, x.is_some());
             }
         }
         r
@@ -292,6 +306,8 @@ impl Backend {
             Some(r) => {
                 s.breaker = r.breaker_state();
                 s.redis_healthy = r.is_healthy();
+                s.breaker_failures = r.breaker_failures();
+                s.redis_pool = r.pool_size();
             }
             None => s.breaker = BreakerState::Closed,
         }

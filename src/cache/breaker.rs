@@ -122,6 +122,11 @@ impl Breaker {
         self.state.store(OPEN, Ordering::Release);
     }
 
+    /// Consecutive failures counted since the last success.
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures.load(Ordering::Acquire)
+    }
+
     pub(crate) fn state(&self) -> BreakerState {
         match self.state.load(Ordering::Acquire) {
             CLOSED => BreakerState::Closed,

@@ -51,6 +51,7 @@ use super::memory::MemoryStore;
 use super::namespace::{FailurePolicy, Namespace, WriteClass};
 use super::redis::{L2Error, RedisStore};
 use super::stats::Counters;
+use crate::telemetry::metrics::Tier;
 
 /// Lifetime of a "known absent" L1 entry of a Sync-class namespace.
 pub const DEFAULT_TOMBSTONE_TTL: Duration = Duration::from_secs(60);
@@ -177,6 +178,12 @@ impl HybridStore {
         &self.inner.l2
     }
 
+    /// Async-class writes waiting in the queue.
+    pub(crate) fn queue_depth(&self) -> u64 {
+        let q = &self.inner.queue;
+        (q.max_capacity() - q.capacity()) as u64
+    }
+
     /// Whether the invalidation subscription is up.
     pub(crate) fn subscribed(&self) -> bool {
         self.inner.subscribed.load(Ordering::Acquire)
@@ -247,11 +254,19 @@ impl HybridStore {
             && let Some(entry) = &local
             && !entry.kept
         {
+            self.inner
+                .counters
+                .read(ns, Tier::L1, entry.value.is_some());
             return Ok(entry.value.clone());
         }
+        self.inner.counters.read(ns, Tier::L1, false);
         let local = local.and_then(|e| e.value);
         let epoch0 = self.epoch(ns);
-        match self.inner.l2.get_with_ttl(ns, key).await {
+        let l2 = self.inner.l2.get_with_ttl(ns, key).await;
+        if let Ok(found) = &l2 {
+            self.inner.counters.read(ns, Tier::L2, found.is_some());
+        }
+        match l2 {
             Ok(Some((value, ttl))) => {
                 if trusted {
                     let ttl = ttl.unwrap_or_else(|| ns.default_ttl());
@@ -616,6 +631,7 @@ impl HybridStore {
         if up {
             tracing::info!("cache invalidation subscription up");
         } else {
+            Counters::bump(&self.inner.counters.subscription_losses);
             tracing::warn!("cache invalidation subscription down; security caches read from redis");
         }
     }

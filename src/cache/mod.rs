@@ -26,6 +26,7 @@ mod breaker;
 mod hybrid;
 mod key;
 mod memory;
+mod metrics;
 mod namespace;
 mod redis;
 mod settings;
@@ -50,6 +51,7 @@ pub use hybrid::{
 };
 pub use key::{CacheKey, KeyError, MAX_KEY_BYTES};
 pub use memory::{ENTRY_OVERHEAD_BYTES, MemoryBudget, MemoryStore};
+pub use metrics::breaker_gauge;
 pub use namespace::{
     DEFAULT_INTROSPECTION_TTL, DEFAULT_JWKS_TTL, DEFAULT_METADATA_TTL, DEFAULT_REFRESH_RESULT_TTL,
     DEFAULT_REPLAY_MARK_TTL, DEFAULT_REVOKED_TTL, DEFAULT_SESSION_INVALIDATION_TTL,

@@ -430,7 +430,10 @@ impl RedisStore {
             return Err(L2Error::Rejected);
         };
         let idx = sh.next.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(sh.op_deadline, f(conn, idx)).await {
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(sh.op_deadline, f(conn, idx)).await;
+        sh.counters.redis_latency.0.observe(started.elapsed());
+        match outcome {
             Ok(Ok(v)) => {
                 self.record_success();
                 Ok(v)
@@ -488,7 +491,7 @@ impl RedisStore {
         self.shared.breaker.on_success();
         self.shared.healthy.store(true, Ordering::Release);
         if before != BreakerState::Closed {
-            tracing::info!("redis circuit breaker closed");
+            tracing::info!("Redis connection restored; circuit breaker closed");
         }
     }
 
@@ -497,7 +500,12 @@ impl RedisStore {
         self.shared.breaker.on_failure();
         self.shared.healthy.store(false, Ordering::Release);
         if before != BreakerState::Open && self.shared.breaker.state() == BreakerState::Open {
-            tracing::warn!("redis circuit breaker opened; redis calls fail fast until it recovers");
+            tracing::warn!(
+                "Circuit breaker opened: Redis calls fail fast until a health check succeeds"
+            );
+            tracing::warn!(
+                "Falling back to memory cache: the memory tier (hybrid mode) and each cache's outage policy answer until Redis returns"
+            );
         }
     }
 
@@ -519,6 +527,7 @@ impl RedisStore {
             return false;
         };
         let ping = redis::cmd("PING");
+        let started = tokio::time::Instant::now();
         let ok = match &*conn {
             Conn::Pool { managers, .. } => {
                 let all = join_all(managers.iter().map(|m| {
@@ -539,6 +548,8 @@ impl RedisStore {
             ),
         };
         if ok {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            sh.counters.last_ping_us.store(us.max(1), Ordering::Relaxed);
             self.record_success();
         } else {
             self.record_failure();
@@ -557,6 +568,20 @@ impl RedisStore {
 
     pub(crate) fn breaker_state(&self) -> BreakerState {
         self.shared.breaker.state()
+    }
+
+    /// Consecutive failures the breaker has counted.
+    pub(crate) fn breaker_failures(&self) -> u64 {
+        u64::from(self.shared.breaker.failures())
+    }
+
+    /// Connections currently in the pool (0 when not connected).
+    pub(crate) fn pool_size(&self) -> u64 {
+        match self.shared.conn.load().as_deref() {
+            Some(Conn::Pool { managers, .. }) => managers.len() as u64,
+            Some(Conn::Cluster(_)) => 1,
+            None => 0,
+        }
     }
 
     pub(crate) fn health_check_interval(&self) -> Duration {

@@ -5,6 +5,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::namespace::Namespace;
+use crate::telemetry::metrics::{CacheResult, Histogram, Label, REDIS_BUCKETS, Tier};
+
 /// Live counters shared by the parts of one backend.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -21,11 +24,64 @@ pub(crate) struct Counters {
     pub(crate) invalidations_published: AtomicU64,
     pub(crate) invalidations_received: AtomicU64,
     pub(crate) l2_backfills: AtomicU64,
+    /// Reads by namespace, tier and result.
+    pub(crate) reads: Reads,
+    /// Latency of every Redis call.
+    pub(crate) redis_latency: RedisLatency,
+    /// Microseconds the last health-check ping took (0: none answered yet).
+    pub(crate) last_ping_us: AtomicU64,
+    /// Times the invalidation subscription was lost.
+    pub(crate) subscription_losses: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one read of `ns` answered by `tier`.
+    pub(crate) fn read(&self, ns: Namespace, tier: Tier, hit: bool) {
+        let result = if hit {
+            CacheResult::Hit
+        } else {
+            CacheResult::Miss
+        };
+        if let Some(c) = self.reads.0.get(Reads::index(ns, tier, result)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Read counters, one per namespace × tier × result.
+#[derive(Debug)]
+pub(crate) struct Reads(Box<[AtomicU64]>);
+
+impl Default for Reads {
+    fn default() -> Self {
+        let n = Namespace::COUNT * Tier::ALL.len() * CacheResult::ALL.len();
+        Self((0..n).map(|_| AtomicU64::new(0)).collect())
+    }
+}
+
+impl Reads {
+    fn index(ns: Namespace, tier: Tier, result: CacheResult) -> usize {
+        (ns.index() * Tier::ALL.len() + tier.index()) * CacheResult::ALL.len() + result.index()
+    }
+
+    pub(crate) fn get(&self, ns: Namespace, tier: Tier, result: CacheResult) -> u64 {
+        self.0
+            .get(Self::index(ns, tier, result))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The Redis latency histogram.
+#[derive(Debug)]
+pub(crate) struct RedisLatency(pub(crate) Histogram);
+
+impl Default for RedisLatency {
+    fn default() -> Self {
+        Self(Histogram::new(REDIS_BUCKETS))
     }
 }
 
@@ -81,6 +137,15 @@ pub struct CacheStats {
     pub redis_healthy: bool,
     /// Whether the invalidation subscription is up (hybrid mode only).
     pub subscription_healthy: bool,
+    /// How long the last health-check ping took (`None` before one answered,
+    /// or without Redis).
+    pub redis_ping: Option<std::time::Duration>,
+    /// Connections in the Redis pool (0 when not connected or without Redis).
+    pub redis_pool: u64,
+    /// Times the invalidation subscription was lost.
+    pub subscription_losses: u64,
+    /// Consecutive Redis failures counted by the breaker.
+    pub breaker_failures: u64,
 }
 
 impl Counters {
@@ -100,6 +165,11 @@ impl Counters {
             invalidations_published: r(&self.invalidations_published),
             invalidations_received: r(&self.invalidations_received),
             l2_backfills: r(&self.l2_backfills),
+            subscription_losses: r(&self.subscription_losses),
+            redis_ping: match r(&self.last_ping_us) {
+                0 => None,
+                us => Some(std::time::Duration::from_micros(us)),
+            },
             ..CacheStats::default()
         }
     }

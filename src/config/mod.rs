@@ -84,6 +84,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// Log format.
     pub log_format: LogFormat,
+    /// Metrics listener and reload settings.
+    pub ops: crate::doors::OpsSettings,
 }
 
 impl Config {
@@ -458,6 +460,7 @@ impl Config {
             listen,
             log_level,
             log_format,
+            ops: crate::doors::OpsSettings::default(),
         })
     }
 }

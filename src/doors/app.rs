@@ -3,16 +3,19 @@
 
 use std::task::{Context, Poll};
 
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument;
 
 use super::allow::AllowService;
 use super::layer::{OidcLayer, OidcService, ViewSource};
 use super::proxy::ProxyService;
+use super::server::PeerAddr;
 use super::trust::TrustedProxies;
 use super::{Body, BoxError, full};
 use crate::gate::Gate;
+use crate::telemetry::{RequestIds, valid_request_id};
 
 /// Liveness path.
 pub const HEALTHZ_PATH: &str = "/healthz";
@@ -30,12 +33,18 @@ pub struct AppSettings {
     pub trusted: TrustedProxies,
 }
 
+/// The request id header: believed from trusted proxies, otherwise set by
+/// the gate; passed upstream and returned to the client.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// The router serving every door on one listener.
 #[derive(Clone)]
 pub struct App {
     gate: Gate,
     auth_request: OidcService<AllowService>,
     main: Main,
+    trusted: TrustedProxies,
+    ids: std::sync::Arc<RequestIds>,
 }
 
 #[derive(Clone)]
@@ -48,6 +57,7 @@ impl App {
     /// Builds the router for `gate`.
     pub fn new(gate: Gate, settings: AppSettings) -> Self {
         let policy = gate.policy().clone();
+        let trusted = settings.trusted.clone();
         let auth_request = OidcLayer::new(
             gate.clone(),
             settings.trusted.clone(),
@@ -58,6 +68,7 @@ impl App {
         let main = match settings.upstream {
             Some(up) => Main::Proxy(
                 OidcLayer::new(gate.clone(), settings.trusted.clone(), ViewSource::Direct)
+                    .door(crate::telemetry::metrics::Door::Proxy)
                     .layer(ProxyService::new(up, settings.trusted)),
             ),
             None => Main::ForwardAuth(
@@ -69,6 +80,25 @@ impl App {
             gate,
             auth_request,
             main,
+            trusted,
+            ids: std::sync::Arc::new(RequestIds::new()),
+        }
+    }
+
+    /// The request's id: a trusted proxy's `X-Request-Id`, else a new one.
+    fn request_id<B>(&self, req: &Request<B>) -> HeaderValue {
+        let believed = req
+            .extensions()
+            .get::<PeerAddr>()
+            .is_some_and(|p| self.trusted.contains(p.0.ip()));
+        let given = believed
+            .then(|| req.headers().get(REQUEST_ID_HEADER))
+            .flatten()
+            .filter(|v| v.to_str().is_ok_and(valid_request_id));
+        match given {
+            Some(v) => v.clone(),
+            None => HeaderValue::from_str(&self.ids.next_id())
+                .unwrap_or_else(|_| HeaderValue::from_static("0")),
         }
     }
 }
@@ -82,33 +112,34 @@ impl Service<Request<Incoming>> for App {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move {
+        let id = this.request_id(&req);
+        req.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+        let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or(""));
+        let answer = async move {
             let backchannel = this.gate.settings().backchannel_path.as_deref();
             if req.method() == http::Method::POST && backchannel == Some(req.uri().path()) {
                 return Ok(this.secured(this.backchannel(req).await));
             }
             match req.uri().path() {
-                HEALTHZ_PATH => Ok(this.secured(text(StatusCode::OK, "ok"))),
-                READYZ_PATH => {
-                    let ready = this.gate.is_ready() || this.gate.warm_up().await.is_ok();
-                    Ok(this.secured(if ready {
-                        text(StatusCode::OK, "ready")
-                    } else {
-                        text(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "provider not discovered yet",
-                        )
-                    }))
-                }
+                HEALTHZ_PATH => Ok(this.secured(super::ops::health(&this.gate, &req))),
+                READYZ_PATH => Ok(this.secured(super::ops::ready(&this.gate).await)),
                 AUTH_PATH => this.auth_request.oneshot(req).await,
                 _ => match this.main {
                     Main::ForwardAuth(s) => s.oneshot(req).await,
                     Main::Proxy(s) => s.oneshot(req).await,
                 },
             }
-        })
+        };
+        Box::pin(
+            async move {
+                let mut resp = answer.await?;
+                resp.headers_mut().insert(REQUEST_ID_HEADER, id);
+                Ok(resp)
+            }
+            .instrument(span),
+        )
     }
 }
 
@@ -122,6 +153,11 @@ impl App {
             .for_request(false, None)
             .apply(resp.headers_mut(), false);
         resp
+    }
+
+    /// The gate this router serves.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The provider's server-to-server logout POST: read the (capped) body

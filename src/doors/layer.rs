@@ -32,6 +32,7 @@ use super::server::PeerAddr;
 use super::trust::TrustedProxies;
 use super::{Body, BoxError};
 use crate::gate::{Decision, Gate, Reply, RequestView};
+use crate::telemetry::metrics::Door;
 
 /// Where the original request's method, scheme, host and target come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,22 +53,35 @@ pub struct OidcLayer {
     trusted: TrustedProxies,
     source: ViewSource,
     probe: bool,
+    door: Door,
 }
 
 impl OidcLayer {
     /// A layer reading views from `source`.
     pub fn new(gate: Gate, trusted: TrustedProxies, source: ViewSource) -> Self {
+        let door = match source {
+            ViewSource::Direct => Door::Tower,
+            ViewSource::Forwarded => Door::ForwardAuth,
+        };
         Self {
             gate,
             trusted,
             source,
             probe: false,
+            door,
         }
     }
 
     /// Probe mode (auth_request): never redirect, answer 401 instead.
     pub fn probe(mut self) -> Self {
         self.probe = true;
+        self.door = Door::AuthRequest;
+        self
+    }
+
+    /// The door this layer's decisions are counted under.
+    pub fn door(mut self, door: Door) -> Self {
+        self.door = door;
         self
     }
 }
@@ -228,7 +242,7 @@ where
             };
             view.probe = layer.probe;
             let answer = security.for_request(view.https, origin.as_ref());
-            match layer.gate.decide(&view).await {
+            match layer.gate.decide_at(layer.door, &view).await {
                 Decision::Allow(allow) => {
                     let headers = req.headers_mut();
                     // Before the gate adds anything: a header the client

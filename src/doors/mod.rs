@@ -10,12 +10,14 @@
 //! - `hop`: hop-by-hop header hygiene and which upgrades may pass;
 //! - [`trust`]: which peers' `X-Forwarded-*` headers are believed;
 //! - [`app`]: the listener's router (health, auth_request, forward-auth or proxy);
+//! - [`ops`]: health, readiness, metrics, and the live router a reload swaps;
 //! - [`server`]: the accept loop, limits and graceful shutdown.
 
 pub mod allow;
 pub mod app;
 mod hop;
 pub mod layer;
+pub mod ops;
 pub mod proxy;
 mod render;
 pub mod server;
@@ -23,6 +25,7 @@ pub mod trust;
 
 pub use app::{App, AppSettings};
 pub use layer::{OidcLayer, OidcService, ViewSource};
+pub use ops::{Live, OpsService, OpsSettings};
 pub use server::{PeerAddr, serve};
 pub use trust::TrustedProxies;
 

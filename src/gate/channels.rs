@@ -86,6 +86,9 @@ impl Gate {
             .set_if_absent(Namespace::ReplayMark, &jti_key, &1u8, ttl)
             .await
             .map_err(|e| Error::SessionStore(e.to_string()))?;
+        self.inner
+            .metrics
+            .session_invalidated(crate::telemetry::metrics::InvalidationChannel::Backchannel);
         Ok(())
     }
 
@@ -105,6 +108,9 @@ impl Gate {
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .ok_or(Error::BadCallback("missing sid"))?;
         self.mark_provider_logout(Some(&sid), None).await?;
+        self.inner
+            .metrics
+            .session_invalidated(crate::telemetry::metrics::InvalidationChannel::Frontchannel);
         let mut reply = Reply::new(
             StatusCode::OK,
             "text/html; charset=utf-8",

@@ -45,6 +45,9 @@ impl Gate {
             .load_login(&view.headers, now)
             .unwrap_or_default();
         if login.attempts_at(now) >= s.max_login_attempts {
+            self.inner
+                .metrics
+                .login(crate::telemetry::metrics::LoginResult::LoopRefused);
             // Reset the counter so the user can try again from the error page.
             let reply = match super::rescue::rescue(Error::LoginLoop, view) {
                 Decision::Respond(r) => {
@@ -114,6 +117,9 @@ impl Gate {
         set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
         set_cookies.push(self.inner.sessions.store_login(&login, secure)?);
         tracing::debug!(path = %view.path, "login started");
+        self.inner
+            .metrics
+            .login(crate::telemetry::metrics::LoginResult::Started);
         Ok(Decision::Redirect {
             location: url.to_string(),
             set_cookies,

@@ -9,8 +9,10 @@ mod bearer;
 mod channels;
 mod decision;
 mod headers;
+mod health;
 mod login;
 mod logout;
+mod observe;
 mod outage;
 mod redirect;
 mod refresh;
@@ -29,6 +31,10 @@ pub use bearer::{
 };
 pub use channels::MAX_LOGOUT_BODY_BYTES;
 pub use decision::{Allow, Decision, Reply};
+pub use health::{
+    BreakerHealth, CacheHealth, Health, MemoryHealth, PoolHealth, ProviderHealth, RedisHealth,
+    Status,
+};
 pub use outage::OutagePolicy;
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
@@ -52,6 +58,7 @@ use crate::clock::SharedClock;
 use crate::oidc::Provider;
 use crate::policy::{Identity, Policy};
 use crate::session::{Session, SessionCodec};
+use crate::telemetry::metrics::{InvalidationChannel, Metrics};
 
 /// Default callback path (`callbackURL`).
 pub const DEFAULT_CALLBACK_PATH: &str = "/oauth2/callback";
@@ -162,6 +169,7 @@ struct Inner {
     caches: Caches,
     refresher: refresh::Refresher,
     bearer: bearer::Bearer,
+    metrics: Metrics,
 }
 
 impl Gate {
@@ -173,9 +181,14 @@ impl Gate {
         policy: Policy,
         caches: Caches,
         clock: SharedClock,
+        metrics: Metrics,
     ) -> Self {
-        let refresher =
-            refresh::Refresher::new(settings.refresh.clone(), clock.clone(), caches.clone());
+        let refresher = refresh::Refresher::new(
+            settings.refresh.clone(),
+            clock.clone(),
+            caches.clone(),
+            metrics.clone(),
+        );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
         Self {
             inner: Arc::new(Inner {
@@ -187,6 +200,7 @@ impl Gate {
                 caches,
                 refresher,
                 bearer,
+                metrics,
             }),
         }
     }
@@ -199,6 +213,11 @@ impl Gate {
     /// The session codec (doors use it to strip the gate's cookies upstream).
     pub fn sessions(&self) -> &SessionCodec {
         &self.inner.sessions
+    }
+
+    /// The metrics this gate records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The provider handle.
@@ -231,7 +250,12 @@ impl Gate {
     pub async fn decide(&self, view: &RequestView) -> Decision {
         let decision = match self.decide_inner(view).await {
             Ok(d) => self.finish_allow(d),
-            Err(e) => rescue::rescue(e, view),
+            Err(e) => {
+                if let Some(reason) = observe::bearer_reason(&e) {
+                    self.inner.metrics.bearer_rejected(reason);
+                }
+                rescue::rescue(e, view)
+            }
         };
         match decision {
             // Through forward-auth and auth_request a 2xx means "let the
@@ -251,7 +275,9 @@ impl Gate {
             return Err(Error::AmbiguousIdentityHeader);
         }
         if view.path == s.callback_path {
-            return self.callback(view).await;
+            let r = self.callback(view).await;
+            self.inner.metrics.callback(observe::callback_result(&r));
+            return r;
         }
         if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
             return self.logout(view).await;
@@ -320,6 +346,9 @@ impl Gate {
         {
             tracing::warn!(error = %e, "session invalidation could not be stored");
         }
+        self.inner
+            .metrics
+            .session_invalidated(InvalidationChannel::Logout);
     }
 
     /// Refresh grants this gate has sent to the provider.

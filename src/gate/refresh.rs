@@ -22,6 +22,7 @@ use crate::clock::SharedClock;
 use crate::oidc::{self, OAuthErrorKind};
 use crate::session::Session;
 use crate::telemetry::TokenHash;
+use crate::telemetry::metrics::{Metrics, RefreshResult, breaker_value};
 
 /// Refresh this long before the access token (or ID token) expires.
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(60);
@@ -114,10 +115,16 @@ pub(crate) struct Refresher {
     breaker_opened_ms: AtomicU64,
     grants: AtomicU64,
     caches: Caches,
+    metrics: Metrics,
 }
 
 impl Refresher {
-    pub(crate) fn new(settings: RefreshSettings, clock: SharedClock, caches: Caches) -> Self {
+    pub(crate) fn new(
+        settings: RefreshSettings,
+        clock: SharedClock,
+        caches: Caches,
+        metrics: Metrics,
+    ) -> Self {
         let results = moka::future::Cache::builder()
             .max_capacity(MAX_TRACKED_REFRESHES)
             .time_to_live(settings.result_ttl)
@@ -136,6 +143,7 @@ impl Refresher {
             breaker_opened_ms: AtomicU64::new(0),
             grants: AtomicU64::new(0),
             caches,
+            metrics,
         }
     }
 
@@ -172,21 +180,31 @@ impl Refresher {
     {
         let key = TokenHash::full_hex(refresh_token);
         if let Some(hit) = self.results.get(&key).await {
+            self.metrics.refresh(RefreshResult::CoalescedLocal);
             return Ok(hit);
         }
         if let Some(shared) = self.shared_result(&key, refresh_token).await {
+            self.metrics.refresh(RefreshResult::ReusedCluster);
             self.results.insert(key, shared.clone()).await;
             return Ok(shared);
         }
         if self.cooldowns.contains_key(&key) || !self.breaker_allows() {
+            self.metrics.refresh(RefreshResult::Paused);
             return Err(RefreshFailure::Paused);
         }
+        let ran = std::sync::atomic::AtomicBool::new(false);
         let result = self
             .results
             .try_get_with(key.clone(), async {
+                ran.store(true, Ordering::Relaxed);
                 if !self.claim_flight(&key).await {
                     // Another replica holds the grant: wait for its result.
-                    return self.await_other_replica(&key, refresh_token).await;
+                    let r = self.await_other_replica(&key, refresh_token).await;
+                    self.metrics.refresh(match r {
+                        Ok(_) => RefreshResult::ReusedCluster,
+                        Err(_) => RefreshResult::Failed,
+                    });
+                    return r;
                 }
                 self.grants.fetch_add(1, Ordering::Relaxed);
                 let outcome = grant.await;
@@ -203,12 +221,22 @@ impl Refresher {
                         _ => self.breaker_success(),
                     },
                 }
+                self.metrics.refresh(match &outcome {
+                    Ok(_) => RefreshResult::Performed,
+                    Err(e) if RefreshFailure::of(e) == RefreshFailure::Rejected => {
+                        RefreshResult::Rejected
+                    }
+                    Err(_) => RefreshResult::Failed,
+                });
                 outcome.map(Arc::new).map_err(|e| {
                     tracing::info!(rt = %TokenHash::of(refresh_token), error = %e, "refresh failed");
                     RefreshFailure::of(&e)
                 })
             })
             .await;
+        if !ran.load(Ordering::Relaxed) {
+            self.metrics.refresh(RefreshResult::CoalescedLocal);
+        }
         result.map_err(|e| {
             let f = (*e).clone();
             if f == RefreshFailure::Transient {
@@ -310,6 +338,7 @@ impl Refresher {
 
     fn breaker_success(&self) {
         self.breaker_failures.store(0, Ordering::Release);
+        self.metrics.token_breaker(breaker_value(false, false));
         if self.breaker_state.swap(CLOSED, Ordering::AcqRel) == OPEN {
             tracing::info!("token endpoint breaker closed");
         }
@@ -320,6 +349,7 @@ impl Refresher {
         if n >= self.settings.breaker_threshold {
             self.breaker_opened_ms
                 .store(self.clock.now_ms(), Ordering::Release);
+            self.metrics.token_breaker(breaker_value(true, false));
             if self.breaker_state.swap(OPEN, Ordering::AcqRel) == CLOSED {
                 tracing::warn!(failures = n, "token endpoint breaker opened");
             }

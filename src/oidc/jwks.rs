@@ -87,6 +87,12 @@ impl Jwks {
         })
     }
 
+    /// When the keys were last fetched (or a refetch attempted), in
+    /// milliseconds on the injected clock.
+    pub(crate) fn fetched_at_ms(&self) -> u64 {
+        self.fetched_at_ms.load(Ordering::Acquire)
+    }
+
     /// The key for `kid` usable with `alg`, refetching once (rate-limited) when
     /// the kid is unknown or the keys are old.
     pub(crate) async fn key(

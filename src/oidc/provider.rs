@@ -29,6 +29,7 @@ use super::verify::{
 };
 use crate::clock::SharedClock;
 use crate::telemetry::Secret;
+use crate::telemetry::metrics::{IdpEndpoint, IdpOutcome, Metrics};
 
 /// Shortest time between two discovery attempts after a failure.
 pub const DEFAULT_DISCOVERY_RETRY_INTERVAL: Duration = Duration::from_secs(30);
@@ -116,11 +117,34 @@ pub struct Provider {
     last_attempt_ms: AtomicU64,
     last_invalid_client_log_ms: AtomicU64,
     init: tokio::sync::Mutex<()>,
+    metrics: Metrics,
+}
+
+/// The label of a provider call's result.
+fn idp_outcome<T>(r: &Result<T, Error>) -> IdpOutcome {
+    match r {
+        Ok(_) => IdpOutcome::Ok,
+        Err(Error::OAuth {
+            kind: super::OAuthErrorKind::InvalidGrant,
+            ..
+        }) => IdpOutcome::InvalidGrant,
+        Err(e) if e.is_transient() => IdpOutcome::Unavailable,
+        Err(_) => IdpOutcome::ClientError,
+    }
 }
 
 impl Provider {
     /// Builds the handle; no network traffic happens here.
     pub fn new(settings: ProviderSettings, clock: SharedClock) -> Result<Self, Error> {
+        Self::with_metrics(settings, clock, Metrics::disabled())
+    }
+
+    /// As [`Provider::new`], recording provider calls into `metrics`.
+    pub fn with_metrics(
+        settings: ProviderSettings,
+        clock: SharedClock,
+        metrics: Metrics,
+    ) -> Result<Self, Error> {
         let client = build_client(&settings.http)?;
         Ok(Self {
             settings,
@@ -130,7 +154,28 @@ impl Provider {
             last_attempt_ms: AtomicU64::new(0),
             last_invalid_client_log_ms: AtomicU64::new(0),
             init: tokio::sync::Mutex::new(()),
+            metrics,
         })
+    }
+
+    /// Times `call` and records it under `endpoint`.
+    async fn observed<T>(
+        &self,
+        endpoint: IdpEndpoint,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let started = tokio::time::Instant::now();
+        let r = call.await;
+        self.metrics
+            .idp(endpoint, idp_outcome(&r), started.elapsed());
+        r
+    }
+
+    /// Milliseconds (on the injected clock) since the key set was last
+    /// fetched or a refetch was last attempted; `None` before discovery.
+    pub fn jwks_age_ms(&self) -> Option<u64> {
+        let d = self.state.load_full()?;
+        Some(self.clock.now_ms().saturating_sub(d.jwks.fetched_at_ms()))
     }
 
     /// The settings this provider was built with.
@@ -163,14 +208,23 @@ impl Provider {
         self.last_attempt_ms
             .store(self.clock.now_ms().max(1), Ordering::Release);
         let result = async {
-            let metadata = discover(&self.client, &self.settings.issuer).await?;
-            let jwks = Jwks::load(
-                &self.client,
-                metadata.jwks_uri.clone(),
-                self.clock.clone(),
-                self.settings.jwks_min_refresh_interval,
-            )
-            .await?;
+            let metadata = self
+                .observed(
+                    IdpEndpoint::Discovery,
+                    discover(&self.client, &self.settings.issuer),
+                )
+                .await?;
+            let jwks = self
+                .observed(
+                    IdpEndpoint::Jwks,
+                    Jwks::load(
+                        &self.client,
+                        metadata.jwks_uri.clone(),
+                        self.clock.clone(),
+                        self.settings.jwks_min_refresh_interval,
+                    ),
+                )
+                .await?;
             let client_auth = select_method(
                 self.settings.client_auth,
                 metadata.token_endpoint_auth_methods_supported.as_deref(),
@@ -335,7 +389,12 @@ impl Provider {
                 )
             })?;
         introspect::check_endpoint(endpoint)?;
-        let r = introspect::introspect(&self.client, endpoint, &self.creds(&d), token).await;
+        let r = self
+            .observed(
+                IdpEndpoint::Introspection,
+                introspect::introspect(&self.client, endpoint, &self.creds(&d), token),
+            )
+            .await;
         self.note_refusal(&d, "introspection", r)
     }
 
@@ -416,13 +475,17 @@ impl Provider {
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
         }
-        let r = grant(
-            &self.client,
-            &d.metadata.token_endpoint,
-            &self.creds(&d),
-            &form,
-        )
-        .await;
+        let r = self
+            .observed(
+                IdpEndpoint::TokenCode,
+                grant(
+                    &self.client,
+                    &d.metadata.token_endpoint,
+                    &self.creds(&d),
+                    &form,
+                ),
+            )
+            .await;
         self.note_refusal(&d, "token", r)
     }
 
@@ -433,13 +496,17 @@ impl Provider {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
-        let r = grant(
-            &self.client,
-            &d.metadata.token_endpoint,
-            &self.creds(&d),
-            &form,
-        )
-        .await;
+        let r = self
+            .observed(
+                IdpEndpoint::TokenRefresh,
+                grant(
+                    &self.client,
+                    &d.metadata.token_endpoint,
+                    &self.creds(&d),
+                    &form,
+                ),
+            )
+            .await;
         self.note_refusal(&d, "token", r)
     }
 }

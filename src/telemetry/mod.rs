@@ -4,6 +4,8 @@
 //! short SHA-256 prefix good for correlation and useless to an attacker. Nothing
 //! in this module knows about OIDC or HTTP.
 
+pub mod metrics;
+
 use std::fmt;
 
 use aws_lc_rs::digest;
@@ -124,19 +126,74 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global tracing subscriber. `RUST_LOG` overrides `level` when set.
-/// Calling it twice is harmless (the second call does nothing).
+/// Installs the global tracing subscriber, writing to standard output.
+/// `RUST_LOG` overrides `level` when set. Text lines carry colour only when
+/// standard output is a terminal; JSON lines are one object per line with
+/// the request's span fields (its `request_id`) flattened in. Calling it twice
+/// is harmless (the second call does nothing).
 pub fn init(level: LogLevel, format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("oidcgate={}", level.directive())));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
     };
+}
+
+/// A request id: unique within the process and across restarts (a random
+/// per-process prefix and a counter), 16 hex digits.
+#[derive(Debug)]
+pub struct RequestIds {
+    prefix: u32,
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl RequestIds {
+    /// A generator with a random prefix.
+    pub fn new() -> Self {
+        let mut b = [0u8; 4];
+        let prefix = match aws_lc_rs::rand::fill(&mut b) {
+            Ok(()) => u32::from_be_bytes(b),
+            Err(_) => std::process::id(),
+        };
+        Self {
+            prefix,
+            next: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:08x}{n:08x}", self.prefix)
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether `id` (from a trusted proxy's `X-Request-Id`) may be reused: 1 to
+/// 128 visible ASCII characters without quotes or backslashes.
+pub fn valid_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 #[cfg(test)]
@@ -152,6 +209,19 @@ mod tests {
         assert_eq!(h, TokenHash::of(t).to_string());
         assert_ne!(h, TokenHash::of("other").to_string());
         assert!(TokenHash::full_hex(t).starts_with(&h));
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_checked() {
+        let ids = RequestIds::new();
+        let (a, b) = (ids.next_id(), ids.next_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert!(valid_request_id(&a));
+        assert!(valid_request_id("abc-123_X.y"));
+        for bad in ["", "a b", "a\"b", "x\n", &"a".repeat(129)] {
+            assert!(!valid_request_id(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   (nextest when installed, else `cargo test`), doc tests, then the
 //!   end-to-end interop suite (`e2e/run`). `--no-e2e` skips the last step.
 //! - `setup`: installs what the tests need on a fresh Debian machine
-//!   (`redis-server`), when missing.
+//!   (`redis-server`; `promtool`, from the `prometheus` package, for the
+//!   metrics exposition check), when missing.
 //! - `e2e`: the interop suite only.
 
 use std::process::{Command, ExitCode};
@@ -76,6 +77,7 @@ fn setup() -> Result<(), String> {
     let missing: Vec<&str> = [
         ("redis-server", "redis-server"),
         ("redis-cli", "redis-tools"),
+        ("promtool", "prometheus"),
     ]
     .into_iter()
     .filter(|(bin, _)| !on_path(bin))
