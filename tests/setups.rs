@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use oidcgate::config::{Config, DEFAULT_LISTEN};
 use oidcgate::doors::app::{HEALTHZ_PATH, READYZ_PATH};
 use oidcgate::policy::{FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADERS};
+use oidcgate::session::SessionCodec;
 use serde_yaml::Value;
 
 /// The proxy set-ups: quoted in the docs, run by `e2e/run`.
@@ -169,8 +170,22 @@ fn traefik_replaces_every_identity_header() {
     }
     assert_eq!(get(&fa, &["trustForwardHeader"]).as_bool(), Some(false));
     let cookies = strings(get(&fa, &["addAuthCookiesToResponse"]));
-    assert!(cookies.contains(&"_oidcgate_s_0".to_owned()));
-    assert!(cookies.contains(&"_oidcgate_login".to_owned()));
+    // Every cookie the gate can set with the default prefix, over HTTP and
+    // over HTTPS (where the default names take the `__Host-` prefix).
+    for force_https in [false, true] {
+        let yaml = format!(
+            "providerURL: https://idp.example.com\nclientID: c\nclientSecret: s\nsessionEncryptionKey: \"{}\"\nforceHTTPS: {force_https}\n",
+            "k".repeat(32)
+        );
+        let cfg = Config::from_yaml(&yaml, &|_| None).expect("config");
+        let codec = SessionCodec::new(cfg.session).expect("codec");
+        for name in codec.cookie_names() {
+            assert!(
+                cookies.contains(&name),
+                "Traefik addAuthCookiesToResponse lacks {name}"
+            );
+        }
+    }
 }
 
 #[test]
