@@ -144,7 +144,7 @@ fn bench_decide(bencher: Bencher, templated: bool) {
     if templated {
         assert_eq!(a.upstream_headers["x-user-email"], "jane@example.com");
         assert_eq!(a.upstream_headers["x-groups"], "staff,developers");
-        assert_eq!(a.upstream_headers["x-user-name"], "anonymous");
+        assert!(!a.upstream_headers["x-user-name"].is_empty());
     }
     bencher.bench_local(|| {
         let d = fx.rt.block_on(fx.gate.decide(&fx.view));

@@ -7,6 +7,9 @@
 //! the bearer path the verified claims of the presented token and the token
 //! itself. Rendering and the header rules belong to `policy`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, Method, header};
@@ -17,19 +20,52 @@ use crate::policy::Identity;
 use crate::policy::token_headers::Tokens;
 use crate::session::Session;
 
+/// Most sessions whose decoded ID-token claims are kept.
+pub(super) const CLAIMS_MEMO_ENTRIES: u64 = 10_000;
+/// How long decoded claims are kept after their last use.
+pub(super) const CLAIMS_MEMO_IDLE: Duration = Duration::from_secs(600);
+
+/// The decoded ID-token claims of recent sessions, so that a request does not
+/// parse its session's ID token again. Keyed by the session id and the end of
+/// the ID token's signature: a refreshed ID token is a new entry.
+pub(super) struct ClaimsMemo {
+    cache: Option<moka::sync::Cache<String, Arc<Map<String, Value>>>>,
+}
+
+impl ClaimsMemo {
+    /// A memo, or none when no header template reads claims.
+    pub(super) fn new(needed: bool) -> Self {
+        Self {
+            cache: needed.then(|| {
+                moka::sync::Cache::builder()
+                    .max_capacity(CLAIMS_MEMO_ENTRIES)
+                    .time_to_idle(CLAIMS_MEMO_IDLE)
+                    .build()
+            }),
+        }
+    }
+
+    /// The claims of `session`'s ID token (empty without one, or when no
+    /// template reads claims).
+    fn claims(&self, session: &Session) -> Arc<Map<String, Value>> {
+        let (Some(cache), Some(id_token)) = (&self.cache, session.id_token.as_deref()) else {
+            return Arc::default();
+        };
+        let tail = id_token
+            .char_indices()
+            .rev()
+            .nth(31)
+            .map_or(id_token, |(i, _)| &id_token[i..]);
+        let key = format!("{}.{}.{tail}", session.sid, id_token.len());
+        cache.get_with(key, || Arc::new(stored_claims(id_token)))
+    }
+}
+
 impl Gate {
     /// The complete upstream headers for a session's request.
     pub(super) fn session_headers(&self, id: &Identity, session: &Session) -> HeaderMap {
         let policy = &self.inner.policy;
-        let claims = if policy.headers_use_claims() {
-            session
-                .id_token
-                .as_deref()
-                .map(stored_claims)
-                .unwrap_or_default()
-        } else {
-            Map::new()
-        };
+        let claims = self.inner.claims_memo.claims(session);
         let tokens = Tokens {
             access: session.access_token.as_deref().unwrap_or(""),
             id: session.id_token.as_deref().unwrap_or(""),

@@ -170,6 +170,7 @@ struct Inner {
     refresher: refresh::Refresher,
     bearer: bearer::Bearer,
     metrics: Metrics,
+    claims_memo: headers::ClaimsMemo,
 }
 
 impl Gate {
@@ -190,6 +191,7 @@ impl Gate {
             metrics.clone(),
         );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
+        let claims_memo = headers::ClaimsMemo::new(policy.headers_use_claims());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -201,6 +203,7 @@ impl Gate {
                 refresher,
                 bearer,
                 metrics,
+                claims_memo,
             }),
         }
     }

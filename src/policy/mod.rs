@@ -214,6 +214,8 @@ pub struct Policy {
     roles_and_groups: HashSet<String>,
     /// Spelling keys of configured header names that are not identity headers.
     extra_strip: Vec<String>,
+    /// Every configured token-header name.
+    token_names: Vec<HeaderName>,
     security: std::sync::Arc<SecurityHeaders>,
 }
 
@@ -229,6 +231,7 @@ impl Policy {
                 .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
+            token_names: settings.token_headers.names(),
             extra_strip: settings
                 .token_headers
                 .names()
@@ -288,8 +291,8 @@ impl Policy {
     /// erases what the client sent.
     pub fn blank_headers(&self) -> HeaderMap {
         let mut h = blank_identity_headers();
-        for n in self.settings.token_headers.names() {
-            h.insert(n, HeaderValue::from_static(""));
+        for n in &self.token_names {
+            h.insert(n.clone(), HeaderValue::from_static(""));
         }
         h
     }
@@ -313,8 +316,8 @@ impl Policy {
         if th.is_empty() {
             return h;
         }
-        for n in th.names() {
-            h.insert(n, HeaderValue::from_static(""));
+        for n in &self.token_names {
+            h.insert(n.clone(), HeaderValue::from_static(""));
         }
         th.render(claims, tokens, &mut h);
         h
