@@ -192,6 +192,16 @@ impl Namespace {
         }
     }
 
+    /// Whether values of this namespace are authenticated (tagged with a key
+    /// only the gates hold, see [`Caches::with_integrity_keys`]): every
+    /// namespace whose content could let a request in. Markers are not:
+    /// they can only refuse.
+    ///
+    /// [`Caches::with_integrity_keys`]: super::Caches::with_integrity_keys
+    pub const fn is_authenticated(self) -> bool {
+        !self.is_marker()
+    }
+
     /// Whether this namespace holds markers: values that are only ever added
     /// (never deleted, only expired), small and not secret. A marker once
     /// seen by a replica stays known there until it expires, whatever

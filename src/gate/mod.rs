@@ -183,6 +183,9 @@ impl Gate {
         clock: SharedClock,
         metrics: Metrics,
     ) -> Self {
+        // Values that decide access are tagged with a key only the gates
+        // hold: write access to Redis is not enough to mint an identity.
+        let caches = caches.with_integrity_keys(sessions.cache_integrity_keys());
         let refresher = refresh::Refresher::new(
             settings.refresh.clone(),
             clock.clone(),
