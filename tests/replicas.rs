@@ -946,3 +946,80 @@ async fn a_claims_entry_forged_in_redis_is_not_honoured() {
         "forged values counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_channel_logout_writes_only_for_issued_sessions_and_is_throttled() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let url = format!("{}/oauth2/frontchannel-logout", a.base);
+    let marks = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port().to_string(), "--scan", "--pattern"])
+            .arg("oidcgate:sessioninvalidation:*")
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    // Made-up provider session ids: the same page, nothing written.
+    for i in 0..20 {
+        let r = c
+            .get(format!("{url}?sid=made-up-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(marks(), 0, "a flood of unknown sids wrote logout marks");
+    // One source cannot go on for ever.
+    let mut throttled = false;
+    for i in 0..40 {
+        let r = c.get(format!("{url}?sid=more-{i}")).send().await.unwrap();
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            throttled = true;
+            break;
+        }
+    }
+    assert!(
+        throttled,
+        "front-channel requests from one address not throttled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_channel_logout_requires_iss_when_the_provider_sends_it() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig {
+        frontchannel_logout_session: true,
+        ..IdpConfig::default()
+    })
+    .await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    let sid = provider_sid(&jar);
+    let url = format!("{}/oauth2/frontchannel-logout", a.base);
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let no_iss = c
+        .get(format!("{url}?sid={}", enc(&sid)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_iss.status(), 400);
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_some());
+    let ok = c
+        .get(format!(
+            "{url}?iss={}&sid={}",
+            enc(&idp.issuer()),
+            enc(&sid)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_none());
+}

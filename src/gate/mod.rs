@@ -29,7 +29,10 @@ pub use bearer::{
     BearerReject, BearerSettings, DEFAULT_BEARER_IDENTIFIER_CLAIM, DEFAULT_INTROSPECTION_CACHE_TTL,
     DEFAULT_MAX_BEARER_TOKEN_BYTES, DEFAULT_MAX_TOKEN_AGE,
 };
-pub use channels::MAX_LOGOUT_BODY_BYTES;
+pub use channels::{
+    DEFAULT_FRONTCHANNEL_PENALTY, DEFAULT_FRONTCHANNEL_RATE, DEFAULT_FRONTCHANNEL_WINDOW,
+    MAX_LOGOUT_BODY_BYTES,
+};
 pub use decision::{Allow, Decision, Reply};
 pub use health::{
     BreakerHealth, CacheHealth, Health, MemoryHealth, PoolHealth, ProviderHealth, RedisHealth,
@@ -170,6 +173,8 @@ struct Inner {
     refresher: refresh::Refresher,
     bearer: bearer::Bearer,
     metrics: Metrics,
+    /// Front-channel logout requests per client address.
+    frontchannel_throttle: throttle::Throttle,
 }
 
 impl Gate {
@@ -193,6 +198,8 @@ impl Gate {
             metrics.clone(),
         );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
+        let frontchannel_throttle =
+            throttle::Throttle::new(channels::frontchannel_throttle_settings(), clock.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -204,6 +211,7 @@ impl Gate {
                 refresher,
                 bearer,
                 metrics,
+                frontchannel_throttle,
             }),
         }
     }
