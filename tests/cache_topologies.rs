@@ -191,8 +191,9 @@ async fn sentinel_master_is_found_and_followed_after_failover() {
         }
         assert!(
             Instant::now() < deadline,
-            "no fail-over: {:?}",
-            caches.stats()
+            "no fail-over: {:?}; sentinel log:\n{}",
+            caches.stats(),
+            set.sentinel_log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

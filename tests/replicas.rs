@@ -808,10 +808,15 @@ async fn after_a_sentinel_failover_a_logout_on_one_replica_ends_the_server_side_
     .await;
     let old_master = set.master().port();
     set.master().stop();
-    eventually(Duration::from_secs(30), "sentinel fail-over", || async {
-        set.master_port().is_some_and(|p| p != old_master)
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while set.master_port().is_none_or(|p| p == old_master) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sentinel fail-over within 30 s; sentinel log:\n{}",
+            set.sentinel_log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     eventually(
         Duration::from_secs(5),
         "B follows the new master",
@@ -870,4 +875,151 @@ async fn with_outage_policy_closed_an_unanswerable_logout_check_is_a_503() {
         user_seen(&c, &b, &mut jar.clone()).await.is_some(),
         "the replica that can read Redis serves the session"
     );
+}
+
+// ---- shared-cache values are authenticated --------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claims_entry_forged_in_redis_is_not_honoured() {
+    use base64::Engine as _;
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let extra = "enableBearerAuth: true\naudience: api://default\n";
+    let a = replica_with(&idp, &up, &redis, extra).await;
+    let c = client();
+    let token = idp.client_credentials_token("api://default");
+    let who = |base: String| {
+        let c = c.clone();
+        let token = token.clone();
+        async move {
+            let r = c
+                .get(format!("{base}/api"))
+                .bearer_auth(token)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["headers"]["x-forwarded-user"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    };
+    let real = who(a.base.clone()).await.expect("an identity");
+    a.gate.caches().flush().await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(redis.port().to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let stored = cli(&["--scan", "--pattern", "oidcgate:claims:*"]);
+    assert_eq!(stored.lines().count(), 1, "one cached claims entry");
+    // Whoever can write to Redis writes the token's claims with another
+    // subject, in the shape the gate stores.
+    let payload = token.split('.').nth(1).unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sub"] = "mallory".into();
+    let forged = serde_json::json!({"typ": "at+jwt", "claims": claims}).to_string();
+    assert_eq!(cli(&["SET", &stored, &forged, "PX", "600000"]), "OK");
+    let forged_jwt = serde_json::json!({"typ": "JWT", "claims": claims}).to_string();
+
+    // A replica that has not seen the token reads the entry from Redis.
+    let b = replica_with(&idp, &up, &redis, extra).await;
+    assert_eq!(who(b.base.clone()).await.as_deref(), Some(real.as_str()));
+    assert_eq!(cli(&["SET", &stored, &forged_jwt, "PX", "600000"]), "OK");
+    let b2 = replica_with(&idp, &up, &redis, extra).await;
+    assert_eq!(who(b2.base.clone()).await.as_deref(), Some(real.as_str()));
+    assert!(
+        b.gate.caches().stats().integrity_failures + b2.gate.caches().stats().integrity_failures
+            >= 2,
+        "forged values counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_channel_logout_writes_only_for_issued_sessions_and_is_throttled() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let url = format!("{}/oauth2/frontchannel-logout", a.base);
+    let marks = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port().to_string(), "--scan", "--pattern"])
+            .arg("oidcgate:sessioninvalidation:*")
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    // Made-up provider session ids: the same page, nothing written.
+    for i in 0..20 {
+        let r = c
+            .get(format!("{url}?sid=made-up-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(marks(), 0, "a flood of unknown sids wrote logout marks");
+    // One source cannot go on for ever.
+    let mut throttled = false;
+    for i in 0..40 {
+        let r = c.get(format!("{url}?sid=more-{i}")).send().await.unwrap();
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            throttled = true;
+            break;
+        }
+    }
+    assert!(
+        throttled,
+        "front-channel requests from one address not throttled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_channel_logout_requires_iss_when_the_provider_sends_it() {
+    let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig {
+        frontchannel_logout_session: true,
+        ..IdpConfig::default()
+    })
+    .await;
+    let up = EchoUpstream::start().await;
+    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    let sid = provider_sid(&jar);
+    let url = format!("{}/oauth2/frontchannel-logout", a.base);
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let no_iss = c
+        .get(format!("{url}?sid={}", enc(&sid)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_iss.status(), 400);
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_some());
+    let ok = c
+        .get(format!(
+            "{url}?iss={}&sid={}",
+            enc(&idp.issuer()),
+            enc(&sid)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(user_seen(&c, &a, &mut jar.clone()).await.is_none());
 }

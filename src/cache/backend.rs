@@ -89,6 +89,10 @@ impl Backend {
         }
     }
 
+    pub(crate) fn count_integrity_failure(&self) {
+        Counters::bump(&self.counters().integrity_failures);
+    }
+
     fn count_read(&self, hit: bool) {
         let c = self.counters();
         Counters::bump(if hit { &c.hits } else { &c.misses });

@@ -227,7 +227,8 @@ impl HybridStore {
     }
 
     /// Back-fills L1 unless an invalidation or local write of `ns` happened
-    /// since `epoch0` was read.
+    /// since `epoch0` was read. Markers are filled unless a marker is
+    /// already there (see [`MemoryStore::fill`]).
     fn backfill(
         &self,
         ns: Namespace,
@@ -236,6 +237,13 @@ impl HybridStore {
         ttl: Duration,
         epoch0: u64,
     ) {
+        if ns.is_marker() {
+            // Markers are only ever added: a fill cannot resurrect anything,
+            // and must not replace a marker pushed while the read was out.
+            self.inner.l1.fill(ns, key, value, ttl);
+            Counters::bump(&self.inner.counters.l2_backfills);
+            return;
+        }
         self.inner.l1.put(ns, key, value, ttl);
         if self.epoch(ns) != epoch0 {
             self.inner.l1.remove(ns, key);

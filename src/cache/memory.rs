@@ -229,6 +229,26 @@ impl MemoryStore {
         stored
     }
 
+    /// Stores `value` (or a tombstone) unless a live, not kept value is
+    /// present: a fill from Redis never replaces a value written or pushed
+    /// meanwhile. Used for markers, which are only ever added.
+    pub(crate) fn fill(&self, ns: Namespace, key: &CacheKey, value: Option<Bytes>, ttl: Duration) {
+        self.cache(ns)
+            .entry(key.clone())
+            .and_compute_with(|current| match current.map(|e| e.into_value()) {
+                Some(Entry {
+                    value: Some(_),
+                    kept: false,
+                    ..
+                }) => moka::ops::compute::Op::Nop,
+                _ => moka::ops::compute::Op::Put(Entry {
+                    value,
+                    ttl,
+                    kept: false,
+                }),
+            });
+    }
+
     /// Removes the entry (value or tombstone).
     pub(crate) fn remove(&self, ns: Namespace, key: &CacheKey) -> bool {
         self.cache(ns)

@@ -24,6 +24,7 @@
 mod backend;
 mod breaker;
 mod hybrid;
+mod integrity;
 mod key;
 mod memory;
 mod metrics;
@@ -49,14 +50,15 @@ pub use hybrid::{
     DEFAULT_RESUBSCRIBE_DELAY, DEFAULT_RESUBSCRIBE_MAX_DELAY, DEFAULT_TOMBSTONE_TTL, HybridStore,
     MAX_PUSHED_VALUE_BYTES,
 };
+pub use integrity::{IntegrityKey, TAG_LEN};
 pub use key::{CacheKey, KeyError, MAX_KEY_BYTES};
 pub use memory::{ENTRY_OVERHEAD_BYTES, MemoryBudget, MemoryStore};
 pub use metrics::breaker_gauge;
 pub use namespace::{
-    DEFAULT_INTROSPECTION_TTL, DEFAULT_JWKS_TTL, DEFAULT_METADATA_TTL, DEFAULT_REFRESH_RESULT_TTL,
-    DEFAULT_REPLAY_MARK_TTL, DEFAULT_REVOKED_TTL, DEFAULT_SESSION_INVALIDATION_TTL,
-    DEFAULT_SESSION_TTL, DEFAULT_TOKEN_TYPE_TTL, DEFAULT_VERIFIED_CLAIMS_TTL, FailurePolicy,
-    Namespace, WriteClass,
+    DEFAULT_INTROSPECTION_TTL, DEFAULT_JWKS_TTL, DEFAULT_METADATA_TTL,
+    DEFAULT_PROVIDER_SESSION_TTL, DEFAULT_REFRESH_RESULT_TTL, DEFAULT_REPLAY_MARK_TTL,
+    DEFAULT_REVOKED_TTL, DEFAULT_SESSION_INVALIDATION_TTL, DEFAULT_SESSION_TTL,
+    DEFAULT_TOKEN_TYPE_TTL, DEFAULT_VERIFIED_CLAIMS_TTL, FailurePolicy, Namespace, WriteClass,
 };
 pub use redis::{
     DEFAULT_HEALTH_RECHECK_SPACING, DEFAULT_RECONNECT_MIN_DELAY, DEFAULT_RECONNECT_RETRIES,
@@ -149,6 +151,7 @@ impl Drop for BackgroundTasks {
 pub struct Caches {
     backend: Backend,
     max_value_bytes: usize,
+    integrity: Option<Arc<integrity::Integrity>>,
     _tasks: Arc<BackgroundTasks>,
 }
 
@@ -162,6 +165,7 @@ impl Caches {
         Ok(Caches {
             backend,
             max_value_bytes: settings.max_value_bytes,
+            integrity: None,
             _tasks: Arc::new(BackgroundTasks(tasks)),
         })
     }
@@ -171,8 +175,21 @@ impl Caches {
         Caches {
             backend: Backend::memory(None),
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            integrity: None,
             _tasks: Arc::default(),
         }
+    }
+
+    /// These caches with values of authenticated namespaces
+    /// ([`Namespace::is_authenticated`]) tagged under the first of `keys`
+    /// and checked under any of them: a stored value without a right tag
+    /// reads as a miss, counted in [`CacheStats::integrity_failures`].
+    /// Memory-only caches stay as they are (no one else writes to them).
+    pub fn with_integrity_keys(mut self, keys: Vec<IntegrityKey>) -> Caches {
+        if !matches!(self.backend, Backend::Memory(_)) {
+            self.integrity = integrity::Integrity::new(keys).map(Arc::new);
+        }
+        self
     }
 
     /// The byte-level store.
@@ -189,11 +206,21 @@ impl Caches {
         }
     }
 
-    fn encode<V: Serialize + ?Sized>(&self, ns: Namespace, value: &V) -> Result<Bytes, Error> {
-        let bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
+    fn encode<V: Serialize + ?Sized>(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+        value: &V,
+    ) -> Result<Bytes, Error> {
+        let mut bytes = serde_json::to_vec(value).map_err(|source| Error::Encode {
             namespace: ns,
             source,
         })?;
+        if ns.is_authenticated()
+            && let Some(integrity) = &self.integrity
+        {
+            bytes = integrity.seal(ns, key, &bytes);
+        }
         if bytes.len() > self.max_value_bytes {
             return Err(Error::ValueTooLarge {
                 namespace: ns,
@@ -204,11 +231,30 @@ impl Caches {
         Ok(Bytes::from(bytes))
     }
 
-    fn decode<V: DeserializeOwned>(ns: Namespace, bytes: &[u8]) -> Result<V, Error> {
-        serde_json::from_slice(bytes).map_err(|source| Error::Decode {
-            namespace: ns,
-            source,
-        })
+    /// The stored value, or `None` when it fails its integrity check.
+    fn decode<V: DeserializeOwned>(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+        bytes: &[u8],
+    ) -> Result<Option<V>, Error> {
+        let bytes = match &self.integrity {
+            Some(integrity) if ns.is_authenticated() => match integrity.open(ns, key, bytes) {
+                Some(value) => value,
+                None => {
+                    self.backend.count_integrity_failure();
+                    tracing::warn!(namespace = %ns, "cached value failed its integrity check; ignored");
+                    return Ok(None);
+                }
+            },
+            _ => bytes,
+        };
+        serde_json::from_slice(bytes)
+            .map(Some)
+            .map_err(|source| Error::Decode {
+                namespace: ns,
+                source,
+            })
     }
 
     /// Reads and deserializes the value under `key`.
@@ -218,7 +264,7 @@ impl Caches {
         key: &CacheKey,
     ) -> Result<Option<V>, Error> {
         match self.backend.get(ns, key).await? {
-            Some(b) => Self::decode(ns, &b).map(Some),
+            Some(b) => self.decode(ns, key, &b),
             None => Ok(None),
         }
     }
@@ -232,7 +278,7 @@ impl Caches {
         value: &V,
         ttl: Duration,
     ) -> Result<(), Error> {
-        let bytes = self.encode(ns, value)?;
+        let bytes = self.encode(ns, key, value)?;
         self.backend.set(ns, key, bytes, ttl).await
     }
 
@@ -245,7 +291,7 @@ impl Caches {
         value: &V,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        let bytes = self.encode(ns, value)?;
+        let bytes = self.encode(ns, key, value)?;
         self.backend.set_if_absent(ns, key, bytes, ttl).await
     }
 
@@ -269,7 +315,11 @@ impl Caches {
             .get_many(ns, keys)
             .await?
             .into_iter()
-            .map(|b| b.map(|b| Self::decode(ns, &b)).transpose())
+            .zip(keys)
+            .map(|(b, key)| match b {
+                Some(b) => self.decode(ns, key, &b),
+                None => Ok(None),
+            })
             .collect()
     }
 
@@ -282,7 +332,7 @@ impl Caches {
     ) -> Result<(), Error> {
         let encoded = entries
             .iter()
-            .map(|(k, v)| Ok((k.clone(), self.encode(ns, v)?)))
+            .map(|(k, v)| Ok((k.clone(), self.encode(ns, k, v)?)))
             .collect::<Result<Vec<_>, Error>>()?;
         self.backend.set_many(ns, &encoded, ttl).await
     }

@@ -33,6 +33,9 @@ pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(5);
 /// Default TTL of [`Namespace::ReplayMark`] entries (callers usually pass the
 /// time left until the token's `exp`).
 pub const DEFAULT_REPLAY_MARK_TTL: Duration = Duration::from_secs(60 * 60);
+/// Default TTL of [`Namespace::ProviderSession`] records (callers pass the
+/// session lifetime).
+pub const DEFAULT_PROVIDER_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default TTL of [`Namespace::Session`] server-side sessions.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -92,11 +95,14 @@ pub enum Namespace {
     ReplayMark,
     /// Server-side sessions, keyed by session id.
     Session,
+    /// Provider session ids (`sid`) this gate issued sessions for, keyed by
+    /// a hash: front-channel logout acts on these only.
+    ProviderSession,
 }
 
 impl Namespace {
     /// Every namespace, in declaration order.
-    pub const ALL: [Namespace; 10] = [
+    pub const ALL: [Namespace; 11] = [
         Namespace::VerifiedClaims,
         Namespace::Revoked,
         Namespace::Metadata,
@@ -107,6 +113,7 @@ impl Namespace {
         Namespace::RefreshResult,
         Namespace::ReplayMark,
         Namespace::Session,
+        Namespace::ProviderSession,
     ];
 
     /// Number of namespaces.
@@ -131,6 +138,7 @@ impl Namespace {
             Namespace::RefreshResult => "refreshresult",
             Namespace::ReplayMark => "replay",
             Namespace::Session => "session",
+            Namespace::ProviderSession => "idpsession",
         }
     }
 
@@ -152,6 +160,7 @@ impl Namespace {
             Namespace::RefreshResult => DEFAULT_REFRESH_RESULT_TTL,
             Namespace::ReplayMark => DEFAULT_REPLAY_MARK_TTL,
             Namespace::Session => DEFAULT_SESSION_TTL,
+            Namespace::ProviderSession => DEFAULT_PROVIDER_SESSION_TTL,
         }
     }
 
@@ -167,7 +176,8 @@ impl Namespace {
             | Namespace::SessionInvalidation
             | Namespace::ReplayMark
             | Namespace::Session
-            | Namespace::RefreshResult => WriteClass::Sync,
+            | Namespace::RefreshResult
+            | Namespace::ProviderSession => WriteClass::Sync,
             Namespace::VerifiedClaims
             | Namespace::Metadata
             | Namespace::Jwks
@@ -188,8 +198,19 @@ impl Namespace {
             | Namespace::Jwks
             | Namespace::Introspection
             | Namespace::TokenType
-            | Namespace::RefreshResult => FailurePolicy::Degrade,
+            | Namespace::RefreshResult
+            | Namespace::ProviderSession => FailurePolicy::Degrade,
         }
+    }
+
+    /// Whether values of this namespace are authenticated (tagged with a key
+    /// only the gates hold, see [`Caches::with_integrity_keys`]): every
+    /// namespace whose content could let a request in. Markers are not:
+    /// they can only refuse.
+    ///
+    /// [`Caches::with_integrity_keys`]: super::Caches::with_integrity_keys
+    pub const fn is_authenticated(self) -> bool {
+        !self.is_marker()
     }
 
     /// Whether this namespace holds markers: values that are only ever added
@@ -200,7 +221,10 @@ impl Namespace {
     pub const fn is_marker(self) -> bool {
         matches!(
             self,
-            Namespace::Revoked | Namespace::SessionInvalidation | Namespace::ReplayMark
+            Namespace::Revoked
+                | Namespace::SessionInvalidation
+                | Namespace::ReplayMark
+                | Namespace::ProviderSession
         )
     }
 
@@ -217,6 +241,7 @@ impl Namespace {
             Namespace::RefreshResult => 2_000,
             Namespace::ReplayMark => 50_000,
             Namespace::Session => 10_000,
+            Namespace::ProviderSession => 50_000,
         }
     }
 
@@ -234,6 +259,7 @@ impl Namespace {
             Namespace::RefreshResult => 4 * MIB,
             Namespace::ReplayMark => 8 * MIB,
             Namespace::Session => 32 * MIB,
+            Namespace::ProviderSession => 8 * MIB,
         }
     }
 }

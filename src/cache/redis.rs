@@ -422,6 +422,9 @@ impl RedisStore {
         let sh = &self.shared;
         if !sh.breaker.allow() {
             Counters::bump(&sh.counters.breaker_rejections);
+            // The health check probes outside the breaker and closes it as
+            // soon as Redis answers (spaced, so this does not become a loop).
+            sh.wake.notify_one();
             return Err(L2Error::Rejected);
         }
         let Some(conn) = sh.conn.load_full() else {

@@ -13,6 +13,7 @@ use crate::telemetry::metrics::{CacheResult, Histogram, Label, REDIS_BUCKETS, Ti
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+    pub(crate) integrity_failures: AtomicU64,
     pub(crate) writes: AtomicU64,
     pub(crate) deletes: AtomicU64,
     pub(crate) redis_errors: AtomicU64,
@@ -104,6 +105,10 @@ pub struct CacheStats {
     pub hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
+    /// Stored values of authenticated namespaces whose tag did not check
+    /// (written by someone without the key, or under a retired key); each
+    /// was treated as a miss.
+    pub integrity_failures: u64,
     /// Accepted writes.
     pub writes: u64,
     /// Accepted deletes.
@@ -154,6 +159,7 @@ impl Counters {
         CacheStats {
             hits: r(&self.hits),
             misses: r(&self.misses),
+            integrity_failures: r(&self.integrity_failures),
             writes: r(&self.writes),
             deletes: r(&self.deletes),
             redis_errors: r(&self.redis_errors),

@@ -21,6 +21,28 @@ use crate::telemetry::TokenHash;
 
 /// Largest back-channel request body read.
 pub const MAX_LOGOUT_BODY_BYTES: usize = 64 * 1024;
+/// Front-channel logout requests one client address may make per
+/// [`DEFAULT_FRONTCHANNEL_WINDOW`] (a browser makes one per logout).
+pub const DEFAULT_FRONTCHANNEL_RATE: u32 = 30;
+/// The counting window of [`DEFAULT_FRONTCHANNEL_RATE`].
+pub const DEFAULT_FRONTCHANNEL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long an address over the rate is answered 429.
+pub const DEFAULT_FRONTCHANNEL_PENALTY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The per-address limit of front-channel logout requests.
+pub(super) fn frontchannel_throttle_settings() -> super::throttle::ThrottleSettings {
+    super::throttle::ThrottleSettings {
+        threshold: DEFAULT_FRONTCHANNEL_RATE,
+        window: DEFAULT_FRONTCHANNEL_WINDOW,
+        penalty: DEFAULT_FRONTCHANNEL_PENALTY,
+        ..super::throttle::ThrottleSettings::default()
+    }
+}
+
+/// The record of a provider session id this gate issued a session for.
+fn provider_session_key(idp_sid: &str) -> CacheKey {
+    CacheKey::hashed(&format!("idp-session:{idp_sid}"))
+}
 
 impl Gate {
     /// Handles a back-channel logout POST body (form field `logout_token`, or
@@ -93,24 +115,44 @@ impl Gate {
     }
 
     /// Front-channel logout (GET `?iss=&sid=`): ends sessions of that provider
-    /// session id. Answers a small page that may be framed.
+    /// session id, if this gate issued one (recorded at login: a made-up
+    /// `sid` writes nothing). `iss` must match the provider, and is required
+    /// when the provider declares it sends it. Throttled per client address.
+    /// Answers a small page that may be framed, the same whether or not the
+    /// `sid` was known.
     pub(super) async fn frontchannel_logout(&self, view: &RequestView) -> Result<Decision, Error> {
         if view.method != http::Method::GET {
             return Err(Error::MethodNotAllowed("GET"));
         }
-        if let Some(iss) = view.query_param("iss") {
-            if iss.trim_end_matches('/') != self.inner.provider.settings().issuer {
+        let throttle = &self.inner.frontchannel_throttle;
+        throttle
+            .check(view.client_ip)
+            .map_err(|retry_after| Error::FrontchannelThrottled { retry_after })?;
+        throttle.failure(view.client_ip);
+        match view.query_param("iss") {
+            Some(iss) if iss.trim_end_matches('/') != self.inner.provider.settings().issuer => {
                 return Err(Error::BadCallback("iss does not match the provider"));
             }
+            Some(_) => {}
+            None if self.provider_sends_iss().await => {
+                return Err(Error::BadCallback("missing iss"));
+            }
+            None => {}
         }
         let sid = view
             .query_param("sid")
             .filter(|s| !s.is_empty() && s.len() <= 256)
             .ok_or(Error::BadCallback("missing sid"))?;
-        self.mark_provider_logout(Some(&sid), None).await?;
-        self.inner
-            .metrics
-            .session_invalidated(crate::telemetry::metrics::InvalidationChannel::Frontchannel);
+        if self.issued_provider_session(&sid).await {
+            self.mark_provider_logout(Some(&sid), None).await?;
+            self.inner
+                .metrics
+                .session_invalidated(crate::telemetry::metrics::InvalidationChannel::Frontchannel);
+        } else {
+            tracing::debug!(
+                "front-channel logout for a provider session this gate did not issue; ignored"
+            );
+        }
         let mut reply = Reply::new(
             StatusCode::OK,
             "text/html; charset=utf-8",
@@ -122,6 +164,47 @@ impl Gate {
         // The provider shows this page in an iframe.
         reply.frameable = true;
         Ok(Decision::Respond(reply))
+    }
+
+    /// Whether the provider declares that it sends `iss` to front-channel
+    /// logout URIs (unknown while discovery is unavailable: not required).
+    async fn provider_sends_iss(&self) -> bool {
+        self.inner
+            .provider
+            .discovered()
+            .await
+            .is_ok_and(|d| d.metadata().frontchannel_logout_session_supported == Some(true))
+    }
+
+    /// Records, at login, the provider session id of a new session, so that
+    /// front-channel logout acts on it (and only on ids recorded so). Best
+    /// effort: a store that cannot take it leaves the session unaffected by
+    /// front-channel logout, which back-channel logout still reaches.
+    pub(super) async fn record_provider_session(&self, session: &Session) {
+        if self.inner.settings.frontchannel_path.is_none() {
+            return;
+        }
+        let Some(idp_sid) = &session.idp_sid else {
+            return;
+        };
+        let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
+        let key = provider_session_key(idp_sid);
+        if let Err(e) = self
+            .inner
+            .caches
+            .set(Namespace::ProviderSession, &key, &1u8, ttl)
+            .await
+        {
+            tracing::warn!(error = %e, "provider session id not recorded; front-channel logout will not reach this session");
+        }
+    }
+
+    async fn issued_provider_session(&self, idp_sid: &str) -> bool {
+        self.inner
+            .caches
+            .exists(Namespace::ProviderSession, &provider_session_key(idp_sid))
+            .await
+            .unwrap_or(false)
     }
 
     async fn mark_provider_logout(

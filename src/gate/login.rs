@@ -225,6 +225,7 @@ impl Gate {
             .authorize(&identity)
             .map_err(Error::Forbidden)?;
         tracing::info!(user = %session.identifier, "login succeeded");
+        self.record_provider_session(&session).await;
         let set_cookies = self.store_session(&session, view, now).await?;
         let location = safe_redirect(
             &pending.return_to,

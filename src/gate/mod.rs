@@ -29,7 +29,10 @@ pub use bearer::{
     BearerReject, BearerSettings, DEFAULT_BEARER_IDENTIFIER_CLAIM, DEFAULT_INTROSPECTION_CACHE_TTL,
     DEFAULT_MAX_BEARER_TOKEN_BYTES, DEFAULT_MAX_TOKEN_AGE,
 };
-pub use channels::MAX_LOGOUT_BODY_BYTES;
+pub use channels::{
+    DEFAULT_FRONTCHANNEL_PENALTY, DEFAULT_FRONTCHANNEL_RATE, DEFAULT_FRONTCHANNEL_WINDOW,
+    MAX_LOGOUT_BODY_BYTES,
+};
 pub use decision::{Allow, Decision, Reply};
 pub use health::{
     BreakerHealth, CacheHealth, Health, MemoryHealth, PoolHealth, ProviderHealth, RedisHealth,
@@ -171,6 +174,8 @@ struct Inner {
     bearer: bearer::Bearer,
     metrics: Metrics,
     claims_memo: headers::ClaimsMemo,
+    /// Front-channel logout requests per client address.
+    frontchannel_throttle: throttle::Throttle,
 }
 
 impl Gate {
@@ -184,6 +189,9 @@ impl Gate {
         clock: SharedClock,
         metrics: Metrics,
     ) -> Self {
+        // Values that decide access are tagged with a key only the gates
+        // hold: write access to Redis is not enough to mint an identity.
+        let caches = caches.with_integrity_keys(sessions.cache_integrity_keys());
         let refresher = refresh::Refresher::new(
             settings.refresh.clone(),
             clock.clone(),
@@ -192,6 +200,8 @@ impl Gate {
         );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
         let claims_memo = headers::ClaimsMemo::new(policy.headers_use_claims());
+        let frontchannel_throttle =
+            throttle::Throttle::new(channels::frontchannel_throttle_settings(), clock.clone());
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -204,6 +214,7 @@ impl Gate {
                 bearer,
                 metrics,
                 claims_memo,
+                frontchannel_throttle,
             }),
         }
     }

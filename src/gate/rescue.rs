@@ -72,6 +72,12 @@ pub enum Error {
     /// [`super::MAX_RETURN_URL_BYTES`] (414).
     #[error("return URL too long")]
     ReturnUrlTooLong,
+    /// Too many front-channel logout requests from this client address (429).
+    #[error("front-channel logout requests from this address are paused")]
+    FrontchannelThrottled {
+        /// Seconds until the penalty ends, sent as `Retry-After`.
+        retry_after: u64,
+    },
     /// The revocation store cannot answer, so a token cannot be cleared (503).
     #[error("revocation state unavailable")]
     RevocationUnavailable,
@@ -158,6 +164,10 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
             StatusCode::URI_TOO_LONG,
             "The address is too long to return to after login".into(),
         ),
+        Error::FrontchannelThrottled { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many logout requests; try again later".into(),
+        ),
         Error::RevocationUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Token state is unavailable; please try again shortly".into(),
@@ -180,7 +190,7 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
                 reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
             }
         }
-        Error::BearerThrottled { retry_after } => {
+        Error::BearerThrottled { retry_after } | Error::FrontchannelThrottled { retry_after } => {
             reply = reply.with_header(http::header::RETRY_AFTER, &retry_after.to_string());
         }
         _ => {}

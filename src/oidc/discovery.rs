@@ -16,6 +16,10 @@ pub struct ProviderMetadata {
     pub token_endpoint: String,
     /// The provider's signing keys.
     pub jwks_uri: String,
+    /// Whether the provider sends `iss` and `sid` with front-channel logout
+    /// requests (OIDC Front-Channel Logout §3).
+    #[serde(default)]
+    pub frontchannel_logout_session_supported: Option<bool>,
     /// RP-initiated logout endpoint, if the provider has one.
     #[serde(default)]
     pub end_session_endpoint: Option<String>,

@@ -387,6 +387,12 @@ impl SessionCodec {
         })
     }
 
+    /// The keys that authenticate shared-cache values, derived from the
+    /// session keys (current first, so rotation keeps old entries readable).
+    pub fn cache_integrity_keys(&self) -> Vec<crate::cache::IntegrityKey> {
+        self.inner.keyring.cache_integrity_keys()
+    }
+
     /// The cookie prefix.
     pub fn prefix(&self) -> &str {
         &self.inner.prefix

@@ -14,8 +14,9 @@
 //!
 //! Each key material `m` gives `prk = HKDF-Extract(salt = KDF_SALT, m)`, from
 //! which HKDF-Expand derives the session key, the login key and the key id
-//! under distinct `info` labels. The key id is thus independent of the AEAD
-//! keys. The associated data binds a fixed label, the purpose, a caller
+//! under distinct `info` labels (and the key that authenticates shared-cache
+//! values, see `cache::IntegrityKey`). The key id is thus independent of the
+//! AEAD keys. The associated data binds a fixed label, the purpose, a caller
 //! context (cookie prefix and chunk count) and the version and key id bytes.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -45,6 +46,8 @@ const KDF_SALT: &[u8] = b"oidcgate session v1";
 const AAD_LABEL: &[u8] = b"oidcgate/v1";
 /// HKDF info for the key id.
 const INFO_KEY_ID: &[u8] = b"key id";
+/// HKDF info for the key that authenticates shared-cache values.
+const INFO_CACHE_MAC: &[u8] = b"shared cache mac";
 
 /// What a sealed value is for. Each purpose has its own key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,7 @@ struct DerivedKey {
     id: [u8; KEY_ID_LEN],
     session: LessSafeKey,
     login: LessSafeKey,
+    cache_mac: crate::cache::IntegrityKey,
 }
 
 impl DerivedKey {
@@ -92,10 +96,15 @@ impl DerivedKey {
             let okm = prk.expand(&info, &AES_256_GCM).map_err(|_| Error::Encode)?;
             Ok(LessSafeKey::new(UnboundKey::from(okm)))
         };
+        let mut mac = [0u8; 32];
+        prk.expand(&[INFO_CACHE_MAC], Len(mac.len()))
+            .and_then(|okm| okm.fill(&mut mac))
+            .map_err(|_| Error::Encode)?;
         Ok(Self {
             id,
             session: aead_key(Purpose::Session)?,
             login: aead_key(Purpose::Login)?,
+            cache_mac: crate::cache::IntegrityKey::new(&mac),
         })
     }
 
@@ -130,6 +139,11 @@ impl Keyring {
             keys.push(DerivedKey::derive(material.expose().as_bytes())?);
         }
         Ok(Self { keys })
+    }
+
+    /// The keys that authenticate shared-cache values, current first.
+    pub(crate) fn cache_integrity_keys(&self) -> Vec<crate::cache::IntegrityKey> {
+        self.keys.iter().map(|k| k.cache_mac.clone()).collect()
     }
 
     /// Length of the base64url text [`Keyring::seal`] returns for a

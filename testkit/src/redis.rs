@@ -364,7 +364,7 @@ pub struct RedisSentinel {
     replica: RedisServer,
     sentinel_port: u16,
     sentinel: Option<Child>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl RedisSentinel {
@@ -402,7 +402,7 @@ impl RedisSentinel {
         std::fs::write(
             &conf,
             format!(
-                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\n\
+                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
                  sentinel monitor {name} 127.0.0.1 {mp} 1\n\
                  sentinel down-after-milliseconds {name} 1000\n\
                  sentinel failover-timeout {name} 3000\n\
@@ -430,7 +430,7 @@ impl RedisSentinel {
             replica,
             sentinel_port,
             sentinel: Some(child),
-            _dir: dir,
+            dir,
         };
         // A fail-over needs a replica the sentinel knows of; it learns of
         // replicas from the master's INFO, some time after it knows the
@@ -448,6 +448,11 @@ impl RedisSentinel {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(set)
+    }
+
+    /// The sentinel's log so far (for a failure message).
+    pub fn sentinel_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
     }
 
     /// `host:port` of the sentinel.

@@ -299,6 +299,9 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Response {
         ],
         "authorization_response_iss_parameter_supported": true,
     });
+    if s.cfg.frontchannel_logout_session {
+        doc["frontchannel_logout_session_supported"] = Value::from(true);
+    }
     if s.cfg.with_end_session {
         doc["end_session_endpoint"] = Value::from(format!("{iss}/session/end"));
     }

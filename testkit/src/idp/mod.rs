@@ -173,6 +173,9 @@ pub struct IdpConfig {
     pub user: TestUser,
     /// Advertise and serve `end_session_endpoint` (default true).
     pub with_end_session: bool,
+    /// Advertise `frontchannel_logout_session_supported: true` (the provider
+    /// sends `iss` and `sid` to front-channel logout URIs).
+    pub frontchannel_logout_session: bool,
     /// Artificial latency of every grant at `/token` (default zero).
     pub token_endpoint_delay: Duration,
     /// Include an ID token in refresh-token responses (default true; some
@@ -202,6 +205,7 @@ impl Default for IdpConfig {
             issue_refresh_tokens: true,
             user: TestUser::default(),
             with_end_session: true,
+            frontchannel_logout_session: false,
             token_endpoint_delay: Duration::ZERO,
             id_token_on_refresh: true,
             token_endpoint_auth_methods: vec![
