@@ -472,4 +472,34 @@ mod tests {
         s.write_all(req.as_bytes()).await.unwrap();
         assert!(read_to_close(&mut s).await.starts_with("HTTP/1.1 200 "));
     }
+
+    #[tokio::test]
+    async fn h2c_is_served_only_when_configured() {
+        use hyper_util::rt::TokioExecutor;
+        async fn h2_get(addr: SocketAddr) -> Result<http::StatusCode, hyper::Error> {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await?;
+            tokio::spawn(conn);
+            let req = Request::get("http://a/")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            Ok(send.send_request(req).await?.status())
+        }
+        let (h1_only, _stop1) = start(ServerLimits::default()).await;
+        assert!(h2_get(h1_only).await.is_err());
+        let (both, _stop2) = start(ServerLimits {
+            http2: true,
+            ..ServerLimits::default()
+        })
+        .await;
+        assert_eq!(h2_get(both).await.unwrap(), http::StatusCode::OK);
+        // and HTTP/1.1 still works there
+        let mut s = TcpStream::connect(both).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(read_to_close(&mut s).await.starts_with("HTTP/1.1 200 "));
+    }
 }
