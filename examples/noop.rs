@@ -1,6 +1,7 @@
 //! A no-op HTTP server: answers every request with an empty `200`. The
-//! baseline of the load benchmark (`bench/load.sh`): the same Tokio, hyper
-//! and hyper-util server stack as oidcgate's listener, without the gate.
+//! baseline of the load benchmark (`bench/load.sh`): the same Tokio and
+//! hyper HTTP/1.1 connection as oidcgate's listener (with its header read
+//! timeout), without the gate.
 //!
 //! `cargo run --release --example noop -- [--listen ADDR] [--lifetime SECS]`
 //!
@@ -17,8 +18,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 fn arg(name: &str) -> Option<String> {
     let mut args = std::env::args().skip(1);
@@ -40,7 +41,10 @@ async fn main() {
     std::io::stdout().flush().expect("stdout");
 
     let serve = async move {
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(oidcgate::doors::server::DEFAULT_HEADER_READ_TIMEOUT);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;

@@ -97,6 +97,7 @@ pub async fn run(
             tracing::warn!(error = %e, "provider not reachable at start-up; will retry on demand");
         }
     });
-    doors::serve(listener, doors::App::new(gate, app), shutdown).await;
+    let limits = app.server;
+    doors::serve_with(listener, doors::App::new(gate, app), limits, shutdown).await;
     warm_task.abort();
 }

@@ -455,7 +455,14 @@ impl Config {
             provider,
             session,
             policy,
-            app: AppSettings { upstream, trusted },
+            app: AppSettings {
+                upstream,
+                trusted,
+                server: crate::doors::ServerLimits {
+                    http2: raw.http2.unwrap_or(false),
+                    ..Default::default()
+                },
+            },
             cache,
             listen,
             log_level,

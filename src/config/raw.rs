@@ -130,6 +130,9 @@ pub struct RawConfig {
     /// Trusted proxy networks.
     #[serde(rename = "trustedProxies")]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Also serve HTTP/2 over cleartext (h2c, prior knowledge).
+    #[serde(rename = "http2")]
+    pub http2: Option<bool>,
     /// Cache / Redis block.
     #[serde(rename = "redis")]
     pub redis: Option<RawRedisConfig>,
@@ -286,6 +289,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("listen", EnvKind::Str),
     ("upstream", EnvKind::Str),
     ("trustedProxies", EnvKind::List),
+    ("http2", EnvKind::Bool),
     ("rateLimit", EnvKind::Int),
     ("enableBearerAuth", EnvKind::Bool),
     ("bearerIdentifierClaim", EnvKind::Str),

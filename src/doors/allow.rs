@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
@@ -18,7 +19,7 @@ use crate::policy::Policy;
 /// overwrites anything the client sent under those names.
 #[derive(Clone)]
 pub struct AllowService {
-    policy: Policy,
+    policy: Arc<Policy>,
     status: StatusCode,
 }
 
@@ -26,7 +27,7 @@ impl AllowService {
     /// Forward-auth flavour (200).
     pub fn forward_auth(policy: Policy) -> Self {
         Self {
-            policy,
+            policy: Arc::new(policy),
             status: StatusCode::OK,
         }
     }
@@ -34,7 +35,7 @@ impl AllowService {
     /// auth_request flavour (202, as oauth2-proxy answers).
     pub fn auth_request(policy: Policy) -> Self {
         Self {
-            policy,
+            policy: Arc::new(policy),
             status: StatusCode::ACCEPTED,
         }
     }

@@ -31,6 +31,8 @@ pub struct AppSettings {
     pub upstream: Option<Uri>,
     /// Peers whose X-Forwarded-* are believed.
     pub trusted: TrustedProxies,
+    /// The listener's protocols and limits.
+    pub server: super::ServerLimits,
 }
 
 /// The request id header: believed from trusted proxies, otherwise set by
@@ -50,7 +52,7 @@ pub struct App {
 #[derive(Clone)]
 enum Main {
     ForwardAuth(OidcService<AllowService>),
-    Proxy(OidcService<ProxyService>),
+    Proxy(Box<OidcService<ProxyService>>),
 }
 
 impl App {
@@ -66,11 +68,11 @@ impl App {
         .probe()
         .layer(AllowService::auth_request(policy.clone()));
         let main = match settings.upstream {
-            Some(up) => Main::Proxy(
+            Some(up) => Main::Proxy(Box::new(
                 OidcLayer::new(gate.clone(), settings.trusted.clone(), ViewSource::Direct)
                     .door(crate::telemetry::metrics::Door::Proxy)
                     .layer(ProxyService::new(up, settings.trusted)),
-            ),
+            )),
             None => Main::ForwardAuth(
                 OidcLayer::new(gate.clone(), settings.trusted, ViewSource::Forwarded)
                     .layer(AllowService::forward_auth(policy)),
@@ -128,7 +130,7 @@ impl Service<Request<Incoming>> for App {
                 AUTH_PATH => this.auth_request.oneshot(req).await,
                 _ => match this.main {
                     Main::ForwardAuth(s) => s.oneshot(req).await,
-                    Main::Proxy(s) => s.oneshot(req).await,
+                    Main::Proxy(s) => (*s).oneshot(req).await,
                 },
             }
         };

@@ -104,9 +104,11 @@ pub struct OidcService<S> {
     inner: S,
 }
 
-/// The view of `req`, or the reply refusing it.
+/// The view of `req`, or the reply refusing it. The request's headers move
+/// into the view (no copy); the caller gives them back with
+/// `std::mem::take(&mut view.headers)` before passing the request on.
 pub(crate) fn view_of<B>(
-    req: &Request<B>,
+    req: &mut Request<B>,
     trusted: &TrustedProxies,
     source: ViewSource,
 ) -> Result<RequestView, Box<Reply>> {
@@ -114,7 +116,8 @@ pub(crate) fn view_of<B>(
         .extensions()
         .get::<PeerAddr>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
-    let headers = req.headers();
+    let owned_headers = std::mem::take(req.headers_mut());
+    let headers = &owned_headers;
     let believed = trusted.contains(peer);
     let fwd = |name: &str| {
         believed
@@ -163,9 +166,12 @@ pub(crate) fn view_of<B>(
         )));
     }
     let client_ip = trusted.client_ip(peer, headers);
-    let mut view = RequestView::new(method, https, host, target, headers.clone(), client_ip)
+    let mut view = RequestView::new(method, https, host, target, HeaderMap::new(), client_ip)
         .map_err(|e| bad(&format!("Invalid request: {e}")))?;
     view.verdict = verdict;
+    // Host and target were copied out of the headers above; the map itself
+    // moves into the view.
+    view.headers = owned_headers;
     Ok(view)
 }
 
@@ -229,7 +235,7 @@ where
         Box::pin(async move {
             let security = layer.gate.policy().security_headers();
             let origin = req.headers().get(header::ORIGIN).cloned();
-            let mut view = match view_of(&req, &layer.trusted, layer.source) {
+            let mut view = match view_of(&mut req, &layer.trusted, layer.source) {
                 Ok(v) => v,
                 Err(reply) => {
                     let mut resp = render::reply(*reply);
@@ -244,6 +250,8 @@ where
             let answer = security.for_request(view.https, origin.as_ref());
             match layer.gate.decide_at(layer.door, &view).await {
                 Decision::Allow(allow) => {
+                    // The headers go back to the request that is passed on.
+                    *req.headers_mut() = std::mem::take(&mut view.headers);
                     let headers = req.headers_mut();
                     // Before the gate adds anything: a header the client
                     // names in `Connection` must not take ours with it.
@@ -342,5 +350,46 @@ where
     for c in set_cookies {
         parts.headers.append(header::SET_COOKIE, c);
     }
-    Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+    Response::from_parts(parts, into_body(body))
+}
+
+/// `body` as a door body: boxed, unless it already is one (the doors' own
+/// inner services answer with [`Body`]; boxing it again would cost an
+/// allocation and an indirection per request).
+fn into_body<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let mut slot = Some(body);
+    if let Some(own) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+        if let Some(own) = own.take() {
+            return own;
+        }
+    }
+    match slot {
+        Some(b) => b.map_err(Into::into).boxed_unsync(),
+        None => super::full(Bytes::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns.
+    fn future_size<'a, Fut: std::future::Future>(
+        _f: fn(&'a Gate, &'a RequestView) -> Fut,
+    ) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every request allocates and moves the layer's future, which holds
+    /// `Gate::decide`'s: its cold paths (login, callback, logout, refresh,
+    /// bearer) must stay boxed, or it grows to ~14 KiB.
+    #[test]
+    fn the_decide_future_stays_small() {
+        let size = future_size(Gate::decide);
+        assert!(size <= 4096, "Gate::decide's future is {size} bytes");
+    }
 }

@@ -26,7 +26,7 @@ pub mod trust;
 pub use app::{App, AppSettings};
 pub use layer::{OidcLayer, OidcService, ViewSource};
 pub use ops::{Live, OpsService, OpsSettings};
-pub use server::{PeerAddr, serve};
+pub use server::{PeerAddr, ServerLimits, serve, serve_with};
 pub use trust::TrustedProxies;
 
 /// The response body type of every door.

@@ -69,8 +69,11 @@ impl ProxyService {
         // the proxy interprets the request itself.
         let view = match req.extensions_mut().remove::<crate::gate::RequestView>() {
             Some(v) => v,
-            None => match view_of(&req, &self.trusted, super::ViewSource::Direct) {
-                Ok(v) => v,
+            None => match view_of(&mut req, &self.trusted, super::ViewSource::Direct) {
+                Ok(mut v) => {
+                    *req.headers_mut() = std::mem::take(&mut v.headers);
+                    v
+                }
                 Err(_) => return status(StatusCode::BAD_REQUEST),
             },
         };

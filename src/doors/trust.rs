@@ -4,6 +4,7 @@
 //! partially believed. The default trusts loopback only, never "everyone".
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use ipnet::IpNet;
@@ -11,9 +12,10 @@ use ipnet::IpNet;
 /// Networks trusted by default: loopback.
 pub const DEFAULT_TRUSTED_PROXIES: &[&str] = &["127.0.0.0/8", "::1/128"];
 
-/// A set of trusted networks.
+/// A set of trusted networks. Cloning shares the list (every request's
+/// service holds one).
 #[derive(Clone, Debug)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(Arc<[IpNet]>);
 
 impl Default for TrustedProxies {
     fn default() -> Self {
@@ -21,7 +23,8 @@ impl Default for TrustedProxies {
             DEFAULT_TRUSTED_PROXIES
                 .iter()
                 .filter_map(|s| s.parse().ok())
-                .collect(),
+                .collect::<Vec<IpNet>>()
+                .into(),
         )
     }
 }
@@ -43,7 +46,7 @@ impl TrustedProxies {
             }
             out.push(net);
         }
-        Ok(Self(out))
+        Ok(Self(out.into()))
     }
 
     /// True when `ip` is trusted.

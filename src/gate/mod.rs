@@ -288,13 +288,16 @@ impl Gate {
         if self.inner.policy.has_ambiguous_header(&view.headers) {
             return Err(Error::AmbiguousIdentityHeader);
         }
+        // Cold paths are boxed: their futures are large, and inline they
+        // would make every request's future (moved and allocated per
+        // request) as large as the largest of them.
         if view.path == s.callback_path {
-            let r = self.callback(view).await;
+            let r = Box::pin(self.callback(view)).await;
             self.inner.metrics.callback(observe::callback_result(&r));
             return r;
         }
         if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
-            return self.logout(view).await;
+            return Box::pin(self.logout(view)).await;
         }
         if s.backchannel_path.as_deref() == Some(view.path.as_str()) {
             // The POST is served by the listener (it needs the body); any
@@ -302,7 +305,7 @@ impl Gate {
             return Err(Error::MethodNotAllowed("POST"));
         }
         if s.frontchannel_path.as_deref() == Some(view.path.as_str()) {
-            return self.frontchannel_logout(view).await;
+            return Box::pin(self.frontchannel_logout(view)).await;
         }
         if view.path == START_PATH {
             let rd = view.query_param("rd").unwrap_or_else(|| "/".into());
@@ -313,7 +316,7 @@ impl Gate {
                 &s.allowed_redirect_hosts,
             )
             .ok_or(Error::UnsafeRedirect)?;
-            return self.start_login(view, target).await;
+            return Box::pin(self.start_login(view, target)).await;
         }
         if s.allow_unauthenticated_preflight && headers::is_preflight(view) {
             return Ok(Decision::Allow(self.open_allow()));
@@ -324,12 +327,12 @@ impl Gate {
         let now = self.inner.clock.now();
         let session = self.load_session(view, now).await;
         if let Some(token) = self.bearer_candidate(view, session.is_some()) {
-            return self.bearer(view, token).await;
+            return Box::pin(self.bearer(view, token)).await;
         }
         if let Some(session) = session {
             return self.with_session(view, session, now).await;
         }
-        self.login_required(view).await
+        Box::pin(self.login_required(view)).await
     }
 
     /// True when `path` lies under an excluded prefix.
@@ -378,12 +381,23 @@ impl Gate {
         now: u64,
     ) -> Result<Decision, Error> {
         if self.is_invalidated(&session).await? {
-            return self.session_over(view).await;
+            return Box::pin(self.session_over(view)).await;
         }
         let r = &self.inner.refresher;
         if !r.due(&session, now) {
             return self.allow_session(view, &session, Vec::new());
         }
+        Box::pin(self.refresh_session(view, session, now)).await
+    }
+
+    /// The session is due for refresh (cold: boxed by the caller).
+    async fn refresh_session(
+        &self,
+        view: &RequestView,
+        session: Session,
+        now: u64,
+    ) -> Result<Decision, Error> {
+        let r = &self.inner.refresher;
         let still_valid = session.expires_at > now;
         let Some(rt) = session.refresh_token.clone() else {
             return if still_valid {

@@ -80,24 +80,27 @@ pub fn blank_identity_headers() -> HeaderMap {
 /// True when `name`, in any case and with `_` or `-`, is an identity header
 /// (the gate's own or a foreign one).
 pub fn is_identity_header(name: &str) -> bool {
-    if name.len() > 40 {
-        return false;
-    }
-    let norm: String = name
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    IDENTITY_HEADERS.contains(&norm.as_str()) || FOREIGN_IDENTITY_HEADERS.contains(&norm.as_str())
+    // Compared byte by byte (no lower-cased copy: this runs for every
+    // header of every request).
+    let same = |known: &&str| {
+        known.len() == name.len()
+            && known.bytes().zip(name.bytes()).all(|(k, n)| {
+                let n = if n == b'_' {
+                    b'-'
+                } else {
+                    n.to_ascii_lowercase()
+                };
+                k == n
+            })
+    };
+    IDENTITY_HEADERS.iter().any(same) || FOREIGN_IDENTITY_HEADERS.iter().any(same)
 }
 
 /// Removes every spelling of every identity header from `headers`.
 pub fn strip_identity_headers(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| is_identity_header(k.as_str())) {
+        return;
+    }
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|k| is_identity_header(k.as_str()))
