@@ -39,8 +39,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("oidcgate: configuration error: {e}");
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("oidcgate: configuration error: {e}");
+            }
             return ExitCode::from(2);
         }
     };
@@ -49,6 +51,16 @@ fn main() -> ExitCode {
         return health(&url);
     }
     oidcgate::telemetry::init(cfg.log_level, cfg.log_format);
+    // Warnings go to the log once it exists; `check` prints them.
+    if matches!(cli.command, Some(Command::Check)) {
+        for w in &cfg.warnings {
+            println!("warning: {w}");
+        }
+    } else {
+        for w in &cfg.warnings {
+            tracing::warn!(key = %w.key, "{}", w.message);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -27,7 +27,7 @@ use crate::{BuildError, assemble_with};
 pub enum ReloadError {
     /// The file does not validate.
     #[error("configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::config::ConfigErrors),
     /// The new gate could not be built.
     #[error("{0}")]
     Build(#[from] BuildError),

@@ -19,7 +19,7 @@ use oidcgate::config::{Config, DEFAULT_LISTEN};
 use oidcgate::doors::app::{HEALTHZ_PATH, READYZ_PATH};
 use oidcgate::policy::{FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADERS};
 use oidcgate::session::SessionCodec;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// The proxy set-ups: quoted in the docs, run by `e2e/run`.
 const PROXY_FILES: &[&str] = &[
@@ -47,7 +47,7 @@ fn read(rel: &str) -> String {
 
 fn yaml_docs(rel: &str) -> Vec<Value> {
     use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(&read(rel))
+    serde_norway::Deserializer::from_str(&read(rel))
         .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
         .filter(|v| !v.is_null())
         .collect()
@@ -465,7 +465,7 @@ fn kubernetes_probes_and_ports_match_the_defaults() {
     )
     .as_u64()
     .expect("port");
-    let raw: Value = serde_yaml::from_str(file).expect("yaml");
+    let raw: Value = serde_norway::from_str(file).expect("yaml");
     let addr = get(&raw, &["redis", "address"])
         .as_str()
         .expect("redis.address");

@@ -1,216 +1,269 @@
-//! The provider-specific keys: client authentication (`clientAuthMethod`,
-//! the `clientAssertion*` keys of `private_key_jwt`).
+//! The provider keys: issuer, client id and secret, TLS towards the
+//! provider, the authorization request (scopes, PKCE, audience, extra
+//! parameters) and endpoint overrides. Client authentication has its own
+//! file (`client_auth`).
 //!
-//! Owns the start-up refusals of client authentication: an unknown method, a
-//! method without the credential it needs, and a private key that does not
-//! parse or does not fit its algorithm (the error names the key).
+//! Owns the refusals of these keys. The plugin's provider keys that oidcgate
+//! does not act on yet (`resource`, `strictAudienceValidation`,
+//! `dynamicClientRegistration`, `revocationURL`, `oidcEndSessionURL`) are
+//! accepted, checked where a check is possible, and named in a warning when
+//! set; each is a field here, ready to be wired.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::raw::RawConfig;
-use super::{ConfigError, bad};
-use crate::oidc::{
-    ASSERTION_KEY_ALGS, AssertionAudience, AssertionKey, ClientAuthMethod, ProviderSettings,
-};
+use super::Report;
+use super::checks::{check_pem, check_url, dedup, optional_url};
+use crate::gate::DEFAULT_SCOPES;
+use crate::oidc::{HttpSettings, ProviderSettings};
 use crate::session::SecretString;
 
-/// Default algorithm of a `private_key_jwt` key (`clientAssertionAlg`).
-pub const DEFAULT_ASSERTION_ALG: &str = "RS256";
+/// Warning text of a key accepted before it has an effect.
+pub(super) const NOT_YET_EFFECTIVE: &str = "accepted, not yet effective in oidcgate";
 
-/// The provider-specific keys of the file.
-#[derive(Clone, Default, Deserialize)]
+/// The provider keys as written.
+#[derive(Default, Deserialize)]
 #[serde(default)]
-pub struct RawProviderKeys {
-    /// PEM private key for `private_key_jwt`, inline.
-    #[serde(rename = "clientAssertionPrivateKey")]
-    pub client_assertion_private_key: SecretString,
-    /// PEM private key for `private_key_jwt`, from a file.
-    #[serde(rename = "clientAssertionKeyPath")]
-    pub client_assertion_key_path: Option<String>,
-    /// `kid` of the assertion key (default: its RFC 7638 thumbprint).
-    #[serde(rename = "clientAssertionKeyID")]
-    pub client_assertion_key_id: Option<String>,
-    /// `RS256` (default), `PS256` or `ES256`.
-    #[serde(rename = "clientAssertionAlg")]
-    pub client_assertion_alg: Option<String>,
-    /// `issuer` (default), `token_endpoint`, or a literal audience.
-    #[serde(rename = "clientAssertionAudience")]
-    pub client_assertion_audience: Option<String>,
+pub(super) struct Raw {
+    /// Issuer URL.
+    #[serde(rename = "providerURL")]
+    pub(super) provider_url: String,
+    /// OAuth client id.
+    #[serde(rename = "clientID")]
+    pub(super) client_id: String,
+    /// OAuth client secret.
+    #[serde(rename = "clientSecret")]
+    pub(super) client_secret: SecretString,
+    /// CA bundle file.
+    #[serde(rename = "caCertPath")]
+    pub(super) ca_cert_path: Option<String>,
+    /// Inline CA bundle.
+    #[serde(rename = "caCertPEM")]
+    pub(super) ca_cert_pem: Option<String>,
+    /// Skip provider TLS verification (development only).
+    #[serde(rename = "insecureSkipVerify")]
+    pub(super) insecure_skip_verify: bool,
+    /// Extra scopes.
+    #[serde(rename = "scopes")]
+    pub(super) scopes: Vec<String>,
+    /// Use `scopes` verbatim.
+    #[serde(rename = "overrideScopes")]
+    pub(super) override_scopes: bool,
+    /// PKCE (default true).
+    #[serde(rename = "enablePKCE")]
+    pub(super) enable_pkce: Option<bool>,
+    /// Expected access-token audience.
+    #[serde(rename = "audience")]
+    pub(super) audience: Option<String>,
+    /// Extra authorization-request parameters.
+    #[serde(rename = "extraAuthParams")]
+    pub(super) extra_auth_params: BTreeMap<String, String>,
+    /// RFC 7009 endpoint overriding discovery's `revocation_endpoint`.
+    #[serde(rename = "revocationURL")]
+    pub(super) revocation_url: Option<String>,
+    /// End-session endpoint overriding discovery's `end_session_endpoint`.
+    #[serde(rename = "oidcEndSessionURL")]
+    pub(super) end_session_url: Option<String>,
+    /// RFC 8707 resource indicator.
+    #[serde(rename = "resource")]
+    pub(super) resource: Option<String>,
+    /// Refuse sessions whose access token fails the audience check.
+    #[serde(rename = "strictAudienceValidation")]
+    pub(super) strict_audience_validation: bool,
+    /// RFC 7591 dynamic client registration block.
+    #[serde(rename = "dynamicClientRegistration")]
+    pub(super) dynamic_client_registration: Option<serde_norway::Value>,
 }
 
-/// Validates the client-authentication keys into `provider`.
-pub(super) fn apply_client_auth(
-    raw: &RawConfig,
-    provider: &mut ProviderSettings,
-) -> Result<(), ConfigError> {
-    let keys = &raw.provider_keys;
-    let method = match raw.client_auth_method.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(name) => Some(ClientAuthMethod::parse(name).ok_or_else(|| {
-            bad(
-                "clientAuthMethod",
-                format!(
-                    "expected client_secret_basic, client_secret_post, client_secret_jwt or \
-                     private_key_jwt, got {name:?}"
-                ),
-            )
-        })?),
-    };
-    let inline = keys.client_assertion_private_key.expose().trim();
-    let (key_name, pem) = match (&keys.client_assertion_key_path, inline.is_empty()) {
-        (Some(_), false) => {
-            return Err(bad(
-                "clientAssertionKeyPath",
-                "set either clientAssertionKeyPath or clientAssertionPrivateKey, not both",
-            ));
-        }
-        (Some(path), true) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| bad("clientAssertionKeyPath", format!("cannot read {path}: {e}")))?;
-            ("clientAssertionKeyPath", Some(pem))
-        }
-        (None, false) => (
-            "clientAssertionPrivateKey",
-            Some(inline.as_bytes().to_vec()),
-        ),
-        (None, true) => ("clientAssertionKeyPath", None),
-    };
-    let alg_name = keys
-        .client_assertion_alg
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .unwrap_or(DEFAULT_ASSERTION_ALG);
-    let alg = alg_name
-        .parse::<jsonwebtoken::Algorithm>()
-        .ok()
-        .filter(|a| ASSERTION_KEY_ALGS.contains(a))
-        .ok_or_else(|| {
-            bad(
-                "clientAssertionAlg",
-                format!("expected RS256, PS256 or ES256, got {alg_name:?}"),
-            )
-        })?;
-    provider.assertion_key = match pem {
-        Some(pem) => Some(Arc::new(
-            AssertionKey::from_pem(&pem, alg, keys.client_assertion_key_id.as_deref())
-                .map_err(|e| bad(key_name, strip_config_prefix(&e.to_string())))?,
-        )),
-        None => None,
-    };
-    let has_secret = !raw.client_secret.expose().is_empty();
-    match method {
-        Some(ClientAuthMethod::PrivateKeyJwt) if provider.assertion_key.is_none() => {
-            return Err(bad(
-                "clientAssertionKeyPath",
-                "private_key_jwt needs clientAssertionKeyPath or clientAssertionPrivateKey",
-            ));
-        }
-        Some(ClientAuthMethod::PrivateKeyJwt) => {}
-        Some(_) | None if !has_secret && provider.assertion_key.is_none() => {
-            return Err(bad(
-                "clientSecret",
-                "is required (or a private key with clientAuthMethod: private_key_jwt)",
-            ));
-        }
-        Some(m) if !has_secret => {
-            return Err(bad("clientSecret", format!("is required by {m}")));
-        }
-        _ => {}
+/// What the provider keys configure.
+pub(super) struct Parts {
+    /// The provider client.
+    pub(super) provider: ProviderSettings,
+    /// Scopes requested (merged with the defaults).
+    pub(super) scopes: Vec<String>,
+    /// `overrideScopes`.
+    pub(super) override_scopes: bool,
+    /// PKCE.
+    pub(super) pkce: bool,
+    /// Expected access-token audience.
+    pub(super) audience: Option<String>,
+    /// Extra authorization-request parameters.
+    pub(super) extra_auth_params: Vec<(String, String)>,
+}
+
+/// Validates the provider keys.
+pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
+    let issuer = raw.provider_url.trim().trim_end_matches('/').to_owned();
+    if issuer.is_empty() {
+        r.error(
+            "providerURL",
+            "is required (the issuer URL of your OpenID Provider)",
+        );
+    } else {
+        r.check(check_url("providerURL", &issuer));
     }
-    provider.client_auth = method;
-    provider.assertion_audience = match keys.client_assertion_audience.as_deref().map(str::trim) {
-        None | Some("") | Some("issuer") => AssertionAudience::Issuer,
-        Some("token_endpoint") => AssertionAudience::TokenEndpoint,
-        Some(literal) => AssertionAudience::Literal(literal.to_owned()),
-    };
-    Ok(())
+    if raw.client_id.trim().is_empty() {
+        r.error("clientID", "is required");
+    }
+    let http = http_settings(&raw, r);
+
+    let scopes = scopes(raw.override_scopes, std::mem::take(&mut raw.scopes), r);
+    warn_not_yet_effective(&raw, r);
+
+    let mut provider =
+        ProviderSettings::new(&issuer, raw.client_id.trim(), raw.client_secret.expose());
+    provider.http = http;
+    Parts {
+        provider,
+        scopes,
+        override_scopes: raw.override_scopes,
+        pkce: raw.enable_pkce.unwrap_or(true),
+        audience: raw.audience.filter(|a| !a.is_empty()),
+        extra_auth_params: raw.extra_auth_params.into_iter().collect(),
+    }
 }
 
-fn strip_config_prefix(msg: &str) -> String {
-    msg.strip_prefix("configuration: ")
-        .unwrap_or(msg)
-        .to_owned()
+/// TLS towards the provider.
+fn http_settings(raw: &Raw, r: &mut Report) -> HttpSettings {
+    let mut http = HttpSettings::default();
+    if raw.insecure_skip_verify && (raw.ca_cert_path.is_some() || raw.ca_cert_pem.is_some()) {
+        r.error(
+            "insecureSkipVerify",
+            "cannot be combined with caCertPath/caCertPEM",
+        );
+    }
+    http.insecure_skip_verify = raw.insecure_skip_verify;
+    if let Some(p) = &raw.ca_cert_path {
+        match std::fs::read(p) {
+            Ok(pem) => {
+                if r.check(check_pem("caCertPath", &pem)).is_some() {
+                    http.extra_ca_pem.push(pem);
+                }
+            }
+            Err(e) => r.error("caCertPath", format!("cannot read {p}: {e}")),
+        }
+    }
+    if let Some(pem) = &raw.ca_cert_pem
+        && r.check(check_pem("caCertPEM", pem.as_bytes())).is_some()
+    {
+        http.extra_ca_pem.push(pem.clone().into_bytes());
+    }
+    http
+}
+
+/// The requested scopes: the defaults plus `scopes`, or `scopes` alone.
+fn scopes(override_scopes: bool, listed: Vec<String>, r: &mut Report) -> Vec<String> {
+    if override_scopes {
+        let scopes = dedup(listed);
+        if scopes.is_empty() {
+            r.error("scopes", "overrideScopes is true but scopes is empty");
+        } else if !scopes.iter().any(|s| s == "openid") {
+            r.error("scopes", "must include openid");
+        }
+        scopes
+    } else {
+        dedup(
+            DEFAULT_SCOPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(listed)
+                .collect(),
+        )
+    }
+}
+
+/// One warning per plugin provider key that is set but not acted on yet.
+fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
+    optional_url("revocationURL", raw.revocation_url.as_deref(), r)
+        .inspect(|_| r.warn("revocationURL", NOT_YET_EFFECTIVE));
+    optional_url("oidcEndSessionURL", raw.end_session_url.as_deref(), r).inspect(|_| {
+        r.warn(
+            "oidcEndSessionURL",
+            "accepted, not yet effective: the discovered end_session_endpoint is used",
+        );
+    });
+    for (key, set) in [
+        (
+            "resource",
+            raw.resource.as_deref().is_some_and(|v| !v.is_empty()),
+        ),
+        ("strictAudienceValidation", raw.strict_audience_validation),
+        (
+            "dynamicClientRegistration",
+            raw.dynamic_client_registration
+                .as_ref()
+                .and_then(|d| d.get("enabled"))
+                .and_then(serde_norway::Value::as_bool)
+                .unwrap_or(false),
+        ),
+    ] {
+        if set {
+            r.warn(key, NOT_YET_EFFECTIVE);
+        }
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    const BASE: &str = "providerURL: https://idp.example.com/\nclientID: web\n\
-                        sessionEncryptionKey: 0123456789abcdef0123456789abcdef\n";
-
-    fn load(extra: &str) -> Result<Config, ConfigError> {
-        Config::from_yaml(&format!("{BASE}{extra}"), &|_| None)
-    }
-
-    fn indented(pem: &str) -> String {
-        pem.lines().map(|l| format!("  {l}\n")).collect()
-    }
+    use super::super::tests::{keys_of, load};
 
     #[test]
-    fn client_auth_refusals_name_their_key() {
-        let ec = crate::oidc::client_auth_test_pem("ec256");
-        let ec_inline = format!("clientAssertionPrivateKey: |\n{}", indented(&ec));
-        let cases: Vec<(String, &str)> = vec![
+    fn refusals_name_their_key() {
+        let cases: &[(&str, &[&str])] = &[
+            ("providerURL: http://idp.example.com\n", &["providerURL"]),
+            ("providerURL: ftp://idp\n", &["providerURL"]),
+            ("providerURL: ''\n", &["providerURL"]),
+            ("clientID: ''\n", &["clientID"]),
+            ("clientSecret: ''\n", &["clientSecret"]),
+            ("caCertPath: /nonexistent/ca.pem\n", &["caCertPath"]),
+            ("caCertPEM: not a pem\n", &["caCertPEM"]),
             (
-                "clientAuthMethod: private_key_jwt\n".into(),
-                "clientAssertionKeyPath",
+                "insecureSkipVerify: true\ncaCertPEM: not a pem\n",
+                &["insecureSkipVerify", "caCertPEM"],
             ),
+            ("overrideScopes: true\nscopes: []\n", &["scopes"]),
+            ("overrideScopes: true\nscopes: [custom]\n", &["scopes"]),
             (
-                "clientAuthMethod: client_secret_basic\n".into(),
-                "clientSecret",
+                "revocationURL: http://idp.example.com/r\n",
+                &["revocationURL"],
             ),
-            (String::new(), "clientSecret"),
-            (
-                "clientAuthMethod: bogus\nclientSecret: s\n".into(),
-                "clientAuthMethod",
-            ),
-            (
-                "clientAssertionKeyPath: /nonexistent/key.pem\n".into(),
-                "clientAssertionKeyPath",
-            ),
-            (
-                "clientAssertionPrivateKey: not a key\n".into(),
-                "clientAssertionPrivateKey",
-            ),
-            // An EC key with the default RS256 does not fit.
-            (ec_inline.clone(), "clientAssertionPrivateKey"),
-            (
-                format!("{ec_inline}clientAssertionAlg: HS256\n"),
-                "clientAssertionAlg",
-            ),
+            ("oidcEndSessionURL: nope\n", &["oidcEndSessionURL"]),
+            ("scopes: openid\n", &["scopes"]),
+            ("extraAuthParams: [a]\n", &["extraAuthParams"]),
         ];
-        for (yaml, key) in &cases {
-            let err = load(yaml).expect_err(yaml);
-            assert_eq!(err.key, *key, "{yaml} → {err}");
+        for (yaml, keys) in cases {
+            assert_eq!(keys_of(yaml), *keys, "{yaml}");
         }
     }
 
     #[test]
-    fn private_key_jwt_from_inline_pem() {
-        let ec = crate::oidc::client_auth_test_pem("ec256");
-        let c = load(&format!(
-            "clientAuthMethod: private_key_jwt\nclientAssertionAlg: ES256\n\
-             clientAssertionAudience: token_endpoint\nclientAssertionPrivateKey: |\n{}",
-            indented(&ec)
-        ))
+    fn plugin_provider_keys_are_accepted_and_named_in_warnings() {
+        let c = load(
+            "resource: https://api.example.com\nstrictAudienceValidation: true\n\
+             dynamicClientRegistration: {enabled: true, persistCredentials: true}\n\
+             revocationURL: https://idp.example.com/revoke\n",
+        )
         .unwrap();
-        assert_eq!(
-            c.provider.client_auth,
-            Some(ClientAuthMethod::PrivateKeyJwt)
-        );
-        assert_eq!(
-            c.provider.assertion_audience,
-            AssertionAudience::TokenEndpoint
-        );
-        let key = c.provider.assertion_key.as_ref().unwrap();
-        assert_eq!(key.alg(), jsonwebtoken::Algorithm::ES256);
-        // Unset method: discovery chooses later.
-        let c = load("clientSecret: s\n").unwrap();
-        assert_eq!(c.provider.client_auth, None);
+        let warned: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
+        for key in [
+            "resource",
+            "strictAudienceValidation",
+            "dynamicClientRegistration",
+            "revocationURL",
+        ] {
+            assert!(warned.contains(&key), "{key}: {warned:?}");
+        }
+        let quiet = load("strictAudienceValidation: false\nresource: ''\n").unwrap();
+        assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+    }
+
+    #[test]
+    fn override_scopes_uses_the_list_verbatim() {
+        let c = load("overrideScopes: true\nscopes: [openid, custom]\n").unwrap();
+        assert_eq!(c.gate.scopes, ["openid", "custom"]);
+        let c = load("scopes: [groups, email]\n").unwrap();
+        assert_eq!(c.gate.scopes, ["openid", "profile", "email", "groups"]);
     }
 }

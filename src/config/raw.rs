@@ -1,236 +1,303 @@
-//! [`RawConfig`]: the configuration file as written, and the environment
-//! overlay. Field names follow traefikoidc's spelling exactly.
+//! [`RawConfig`]: the block as written, one raw part per concern, and the
+//! environment table.
+//!
+//! Each concern declares its top-level keys once, as the fields of its `Raw`
+//! struct (traefikoidc's spelling exactly); [`RawConfig::from_mapping`] moves
+//! each concern's keys out of the block and deserializes them. Every type
+//! error is recorded with its key path (`redis.poolSize`, `excludedURLs[1]`)
+//! and deserialization resumes without that key, so one run reports every
+//! problem. Keys no concern declares are refused with a "did you mean" when a
+//! declared key is close. Errors are classified by where they occur
+//! (`serde_path_to_error`, `serde_ignored`), never by their text.
+//!
+//! To add a key: add a field to the concern's `Raw` struct (and to
+//! [`ENV_KEYS`] if it is a top-level scalar or list).
 
-use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_norway::{Mapping, Value};
 
-use super::redis::RawRedisConfig;
-use super::{ConfigError, bad};
-use crate::session::SecretString;
+use super::{
+    Report, bearer, client_auth, doors, endpoints, inert, pending, policy, provider, redis,
+    refresh, session,
+};
 
-/// The file, key by key. Unknown keys land in `unsupported` and are refused
-/// by validation with their name.
-#[derive(Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RawConfig {
-    /// Issuer URL.
-    #[serde(rename = "providerURL")]
-    pub provider_url: String,
-    /// OAuth client id.
-    #[serde(rename = "clientID")]
-    pub client_id: String,
-    /// OAuth client secret.
-    #[serde(rename = "clientSecret")]
-    pub client_secret: SecretString,
-    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt` or
-    /// `private_key_jwt`; unset lets the provider's discovery choose.
-    #[serde(rename = "clientAuthMethod")]
-    pub client_auth_method: Option<String>,
-    /// Redirect-URI path.
-    #[serde(rename = "callbackURL")]
-    pub callback_url: Option<String>,
-    /// Logout path.
-    #[serde(rename = "logoutURL")]
-    pub logout_url: Option<String>,
-    /// After-logout target.
-    #[serde(rename = "postLogoutRedirectURI")]
-    pub post_logout_redirect_uri: Option<String>,
-    /// Session key (>= 32 bytes).
-    #[serde(rename = "sessionEncryptionKey")]
-    pub session_encryption_key: SecretString,
-    /// Older keys still accepted for reading (rotation).
-    #[serde(rename = "previousSessionEncryptionKeys")]
-    pub previous_session_encryption_keys: Vec<SecretString>,
-    /// Extra scopes.
-    #[serde(rename = "scopes")]
-    pub scopes: Vec<String>,
-    /// Use `scopes` verbatim.
-    #[serde(rename = "overrideScopes")]
-    pub override_scopes: bool,
-    /// PKCE (default true).
-    #[serde(rename = "enablePKCE")]
-    pub enable_pkce: Option<bool>,
-    /// Treat requests as HTTPS.
-    #[serde(rename = "forceHTTPS")]
-    pub force_https: bool,
-    /// Unauthenticated path prefixes.
-    #[serde(rename = "excludedURLs")]
-    pub excluded_urls: Vec<String>,
-    /// Identifier claim.
-    #[serde(rename = "userIdentifierClaim")]
-    pub user_identifier_claim: Option<String>,
-    /// Roles claim.
-    #[serde(rename = "roleClaimName")]
-    pub role_claim_name: Option<String>,
-    /// Groups claim.
-    #[serde(rename = "groupClaimName")]
-    pub group_claim_name: Option<String>,
-    /// Cookie domain.
-    #[serde(rename = "cookieDomain")]
-    pub cookie_domain: Option<String>,
-    /// Cookie name prefix.
-    #[serde(rename = "cookiePrefix")]
-    pub cookie_prefix: Option<String>,
-    /// Cookie path.
-    #[serde(rename = "cookiePath")]
-    pub cookie_path: Option<String>,
-    /// Absolute session lifetime (seconds).
-    #[serde(rename = "sessionMaxAge")]
-    pub session_max_age: Option<u64>,
-    /// Only X-Forwarded-User.
-    #[serde(rename = "minimalHeaders")]
-    pub minimal_headers: bool,
-    /// Remove the gate's cookies upstream (default true).
-    #[serde(rename = "stripAuthCookies")]
-    pub strip_auth_cookies: Option<bool>,
-    /// CA bundle file.
-    #[serde(rename = "caCertPath")]
-    pub ca_cert_path: Option<String>,
-    /// Inline CA bundle.
-    #[serde(rename = "caCertPEM")]
-    pub ca_cert_pem: Option<String>,
-    /// Skip provider TLS verification (development only).
-    #[serde(rename = "insecureSkipVerify")]
-    pub insecure_skip_verify: bool,
-    /// Accept e-mail identities without `email_verified: true`.
-    #[serde(rename = "insecureAllowUnverifiedEmail")]
-    pub insecure_allow_unverified_email: bool,
-    /// Identifier allowlist.
-    #[serde(rename = "allowedUsers")]
-    pub allowed_users: Vec<String>,
-    /// E-mail domain allowlist.
-    #[serde(rename = "allowedUserDomains")]
-    pub allowed_user_domains: Vec<String>,
-    /// Required roles or groups.
-    #[serde(rename = "allowedRolesAndGroups")]
-    pub allowed_roles_and_groups: Vec<String>,
-    /// Expected access-token audience.
-    #[serde(rename = "audience")]
-    pub audience: Option<String>,
-    /// Extra authorization-request parameters.
-    #[serde(rename = "extraAuthParams")]
-    pub extra_auth_params: BTreeMap<String, String>,
-    /// Hosts allowed as absolute redirect targets.
-    #[serde(rename = "allowedRedirectHosts")]
-    pub allowed_redirect_hosts: Vec<String>,
-    /// `debug`, `info`, `warn`, `error`.
-    #[serde(rename = "logLevel")]
-    pub log_level: Option<String>,
-    /// `text` or `json`.
-    #[serde(rename = "logFormat")]
-    pub log_format: Option<String>,
-    /// Listen address.
-    #[serde(rename = "listen")]
-    pub listen: Option<String>,
-    /// Reverse-proxy upstream.
-    #[serde(rename = "upstream")]
-    pub upstream: Option<String>,
-    /// Trusted proxy networks.
-    #[serde(rename = "trustedProxies")]
-    pub trusted_proxies: Option<Vec<String>>,
-    /// Also serve HTTP/2 over cleartext (h2c, prior knowledge).
-    #[serde(rename = "http2")]
-    pub http2: Option<bool>,
-    /// Cache / Redis block.
-    #[serde(rename = "redis")]
-    pub redis: Option<RawRedisConfig>,
-    /// Refresh this many seconds before tokens expire (default 60).
-    #[serde(rename = "refreshGracePeriodSeconds")]
-    pub refresh_grace_period_seconds: Option<u64>,
-    /// Refresh tokens older than this are not used (default 21600; 0 disables).
-    #[serde(rename = "maxRefreshTokenAgeSeconds")]
-    pub max_refresh_token_age_seconds: Option<u64>,
-    /// Consecutive token-endpoint failures that open the refresh breaker (default 5).
-    #[serde(rename = "refreshBreakerThreshold")]
-    pub refresh_breaker_threshold: Option<u32>,
-    /// Seconds the refresh breaker stays open (default 30).
-    #[serde(rename = "refreshBreakerOpenSeconds")]
-    pub refresh_breaker_open_seconds: Option<u64>,
-    /// Serve OIDC Back-Channel Logout.
-    #[serde(rename = "enableBackchannelLogout")]
-    pub enable_backchannel_logout: bool,
-    /// Its path (default `/oauth2/backchannel-logout`).
-    #[serde(rename = "backchannelLogoutURL")]
-    pub backchannel_logout_url: Option<String>,
-    /// Serve OIDC Front-Channel Logout.
-    #[serde(rename = "enableFrontchannelLogout")]
-    pub enable_frontchannel_logout: bool,
-    /// Its path (default `/oauth2/frontchannel-logout`).
-    #[serde(rename = "frontchannelLogoutURL")]
-    pub frontchannel_logout_url: Option<String>,
-    /// `cookie` (default) or `redis`: where sessions live.
-    #[serde(rename = "sessionStore")]
-    pub session_store: Option<String>,
-    /// `open` or `closed`: what a logout or revocation check the shared
-    /// store cannot answer does (unset: sessions open, bearer closed).
-    #[serde(rename = "securityOutagePolicy")]
-    pub security_outage_policy: Option<String>,
-    /// Judge `Authorization: Bearer` tokens (machine-to-machine).
-    #[serde(rename = "enableBearerAuth")]
-    pub enable_bearer_auth: bool,
-    /// Claim naming a bearer caller (default `sub`; `email` is refused).
-    #[serde(rename = "bearerIdentifierClaim")]
-    pub bearer_identifier_claim: Option<String>,
-    /// Remove `Authorization` before the upstream (default true).
-    #[serde(rename = "stripAuthorizationHeader")]
-    pub strip_authorization_header: Option<bool>,
-    /// RFC 6750 `WWW-Authenticate` on bearer 401s (default true).
-    #[serde(rename = "bearerEmitWWWAuthenticate")]
-    pub bearer_emit_www_authenticate: Option<bool>,
-    /// A bearer token wins over a session cookie (default false).
-    #[serde(rename = "bearerOverridesCookie")]
-    pub bearer_overrides_cookie: bool,
-    /// Oldest accepted `iat` of a bearer token, seconds (default 86400).
-    #[serde(rename = "maxTokenAgeSeconds")]
-    pub max_token_age_seconds: Option<u64>,
-    /// Longest identifier forwarded upstream, bytes (default 256).
-    #[serde(rename = "maxIdentifierLength")]
-    pub max_identifier_length: Option<u64>,
-    /// Refused bearer tokens per address and window before a penalty (default 20).
-    #[serde(rename = "bearerFailureThreshold")]
-    pub bearer_failure_threshold: Option<u32>,
-    /// Failure-counting window, seconds (default 60).
-    #[serde(rename = "bearerFailureWindowSeconds")]
-    pub bearer_failure_window_seconds: Option<u64>,
-    /// Penalty length, seconds (default 60).
-    #[serde(rename = "bearerFailurePenaltySeconds")]
-    pub bearer_failure_penalty_seconds: Option<u64>,
-    /// Accept opaque bearer tokens through introspection.
-    #[serde(rename = "allowOpaqueTokens")]
-    pub allow_opaque_tokens: bool,
-    /// Introspect bearer tokens (JWTs too) at the provider.
-    #[serde(rename = "requireTokenIntrospection")]
-    pub require_token_introspection: bool,
-    /// RFC 7662 endpoint overriding discovery's `introspection_endpoint`.
-    #[serde(rename = "introspectionURL")]
-    pub introspection_url: Option<String>,
-    /// traefikoidc's cold-verification rate limit; accepted, not needed here.
-    #[serde(rename = "rateLimit")]
-    pub rate_limit: Option<u64>,
-    /// Provider-specific keys (client assertions, profiles, claims).
-    #[serde(flatten)]
-    pub provider_keys: super::provider::RawProviderKeys,
-    /// Keys of features that are not available yet: refused when set.
-    #[serde(flatten)]
-    pub unsupported: BTreeMap<String, Value>,
+/// The block, split by concern.
+#[derive(Default)]
+pub(super) struct RawConfig {
+    pub(super) provider: provider::Raw,
+    pub(super) client_auth: client_auth::Raw,
+    pub(super) session: session::Raw,
+    pub(super) endpoints: endpoints::Raw,
+    pub(super) policy: policy::Raw,
+    pub(super) refresh: refresh::Raw,
+    pub(super) bearer: bearer::Raw,
+    pub(super) redis: redis::Raw,
+    pub(super) doors: doors::Raw,
+    pub(super) inert: inert::Raw,
+    pub(super) pending: pending::Raw,
 }
 
-/// traefikoidc keys recognised but not implemented yet. Setting one to
-/// anything but its "off" value stops start-up, rather than being ignored.
-pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "revocationURL",
-    "oidcEndSessionURL",
-    "headers",
-    "allowedClaims",
-    "strictAudienceValidation",
-    "resource",
-    "securityHeaders",
-    "perSourceLoginRateLimit",
-    "allowPrivateIPAddresses",
-    "allowUnauthenticatedPreflight",
-];
+/// Every top-level key the configuration accepts, sorted. Lists the same
+/// concerns as the raw configuration.
+pub fn known_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = [
+        field_names::<provider::Raw>(),
+        field_names::<client_auth::Raw>(),
+        field_names::<session::Raw>(),
+        field_names::<endpoints::Raw>(),
+        field_names::<policy::Raw>(),
+        field_names::<refresh::Raw>(),
+        field_names::<bearer::Raw>(),
+        field_names::<redis::Raw>(),
+        field_names::<doors::Raw>(),
+        field_names::<inert::Raw>(),
+        field_names::<pending::Raw>(),
+    ]
+    .concat();
+    keys.sort_unstable();
+    keys
+}
+
+impl RawConfig {
+    /// Splits `block` by concern, recording every problem in `r`.
+    pub(super) fn from_mapping(mut block: Mapping, r: &mut Report) -> Self {
+        let raw = Self {
+            provider: take(&mut block, &[], r),
+            client_auth: take(&mut block, &[], r),
+            session: take(&mut block, &[], r),
+            endpoints: take(&mut block, &[], r),
+            policy: take(&mut block, &[], r),
+            refresh: take(&mut block, &[], r),
+            bearer: take(&mut block, &[], r),
+            redis: take(&mut block, &redis::nested_blocks(), r),
+            doors: take(&mut block, &[], r),
+            inert: take(&mut block, &[], r),
+            pending: take(&mut block, &[], r),
+        };
+        let known = known_keys();
+        for (k, _) in &block {
+            match k.as_str() {
+                Some(key) => r.error(key, unknown_key(key, &known)),
+                None => r.error("config", format!("a key must be a string, got {k:?}")),
+            }
+        }
+        raw
+    }
+}
+
+/// Moves the keys `T` declares out of `block` and deserializes them.
+fn take<T: DeserializeOwned + Default>(
+    block: &mut Mapping,
+    nested: &[(&'static str, &'static [&'static str])],
+    r: &mut Report,
+) -> T {
+    let mut part = Mapping::new();
+    for key in field_names::<T>() {
+        if let Some((k, v)) = block.shift_remove_entry(*key) {
+            part.insert(k, v);
+        }
+    }
+    deserialize(part, nested, r)
+}
+
+/// "unknown key", with the closest of `known` when one is close.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    let lower = key.to_ascii_lowercase();
+    let close = known
+        .iter()
+        .map(|k| {
+            let d = if k.to_ascii_lowercase() == lower {
+                0
+            } else {
+                strsim::damerau_levenshtein(&lower, &k.to_ascii_lowercase())
+            };
+            (d, *k)
+        })
+        .min();
+    match close {
+        Some((d, k)) if d <= (key.len() / 4).max(2) => {
+            format!("unknown key; did you mean `{k}`?")
+        }
+        _ => "unknown key (check the spelling against the documentation)".to_owned(),
+    }
+}
+
+/// A key path: `redis.tls.caFile`, `excludedURLs[1]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct KeyPath(Vec<Segment>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            match s {
+                Segment::Key(k) if i == 0 => f.write_str(k)?,
+                Segment::Key(k) => write!(f, ".{k}")?,
+                Segment::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        if self.0.is_empty() {
+            f.write_str("config")?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyPath {
+    fn from_error(p: &serde_path_to_error::Path) -> Self {
+        Self(
+            p.iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Map { key } => Some(Segment::Key(key.clone())),
+                    serde_path_to_error::Segment::Seq { index } => Some(Segment::Index(*index)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    fn from_ignored(p: &serde_ignored::Path<'_>) -> Self {
+        let mut out = Vec::new();
+        let mut cur = p;
+        loop {
+            match cur {
+                serde_ignored::Path::Root => break,
+                serde_ignored::Path::Seq { parent, index } => {
+                    out.push(Segment::Index(*index));
+                    cur = parent;
+                }
+                serde_ignored::Path::Map { parent, key } => {
+                    out.push(Segment::Key(key.clone()));
+                    cur = parent;
+                }
+                serde_ignored::Path::Some { parent }
+                | serde_ignored::Path::NewtypeStruct { parent }
+                | serde_ignored::Path::NewtypeVariant { parent } => cur = parent,
+            }
+        }
+        out.reverse();
+        Self(out)
+    }
+
+    /// The path without its last key (the block the key is in).
+    fn parent(&self) -> String {
+        let mut p = self.clone();
+        p.0.pop();
+        if p.0.is_empty() {
+            String::new()
+        } else {
+            p.to_string()
+        }
+    }
+
+    /// Removes the value at this path from `map`; inside a list, the whole
+    /// list goes (its later items would be renumbered). False when nothing
+    /// could be removed.
+    fn remove_from(&self, map: &mut Mapping) -> bool {
+        let keys: Vec<&str> = self
+            .0
+            .iter()
+            .map_while(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        let Some((last, parents)) = keys.split_last() else {
+            return false;
+        };
+        let mut cur = map;
+        for k in parents {
+            match cur.get_mut(*k) {
+                Some(Value::Mapping(m)) => cur = m,
+                _ => return false,
+            }
+        }
+        cur.shift_remove(*last).is_some()
+    }
+}
+
+/// Deserializes one concern's keys. Each error is recorded and its key
+/// dropped before the next attempt; unknown keys of nested blocks are
+/// recorded with the closest key of that block.
+fn deserialize<T: DeserializeOwned + Default>(
+    mut map: Mapping,
+    nested: &[(&'static str, &'static [&'static str])],
+    r: &mut Report,
+) -> T {
+    loop {
+        let mut ignored = Vec::new();
+        let mut on_ignored = |p: serde_ignored::Path<'_>| ignored.push(KeyPath::from_ignored(&p));
+        let de = serde_ignored::Deserializer::new(Value::Mapping(map.clone()), &mut on_ignored);
+        let result = serde_path_to_error::deserialize::<_, T>(de);
+        match result {
+            Ok(v) => {
+                for p in ignored {
+                    let parent = p.parent();
+                    let known = nested
+                        .iter()
+                        .find(|(block, _)| *block == parent)
+                        .map(|(_, keys)| *keys)
+                        .unwrap_or(&[]);
+                    let last = match p.0.last() {
+                        Some(Segment::Key(k)) => k.as_str(),
+                        _ => "",
+                    };
+                    r.error(&p.to_string(), unknown_key(last, known));
+                }
+                return v;
+            }
+            Err(e) => {
+                let path = KeyPath::from_error(e.path());
+                r.error(&path.to_string(), e.inner().to_string());
+                if !path.remove_from(&mut map) {
+                    return T::default();
+                }
+            }
+        }
+    }
+}
+
+/// The field names a derived `Deserialize` struct declares (its serde
+/// names), read by asking it to deserialize from a probe.
+pub(super) fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("probe"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
 
 /// How an environment value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,6 +371,8 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("allowOpaqueTokens", EnvKind::Bool),
     ("requireTokenIntrospection", EnvKind::Bool),
     ("introspectionURL", EnvKind::Str),
+    ("revocationURL", EnvKind::Str),
+    ("oidcEndSessionURL", EnvKind::Str),
     ("sessionStore", EnvKind::Str),
     ("securityOutagePolicy", EnvKind::Str),
     ("enableBackchannelLogout", EnvKind::Bool),
@@ -344,85 +413,97 @@ pub fn env_name(key: &str) -> String {
     out
 }
 
-impl RawConfig {
-    /// Parses YAML `text` and overlays `OIDCGATE_*` variables from `env`.
-    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut doc: Value = if text.trim().is_empty() {
-            Value::Mapping(Mapping::new())
-        } else {
-            serde_yaml::from_str(text).map_err(|e| bad("config", format!("not valid YAML: {e}")))?
-        };
-        let Value::Mapping(map) = &mut doc else {
-            return Err(bad(
-                "config",
-                "the file must be a mapping of keys to values",
-            ));
-        };
-        for (key, kind) in ENV_KEYS {
-            let Some(v) = env(&env_name(key)) else {
-                continue;
-            };
-            let value = match kind {
-                EnvKind::Str => Value::String(v),
-                EnvKind::Bool => match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" => Value::Bool(true),
-                    "false" | "0" | "no" | "" => Value::Bool(false),
-                    _ => {
-                        return Err(bad(
-                            &env_name(key),
-                            format!("expected true or false, got {v:?}"),
-                        ));
-                    }
-                },
-                EnvKind::Int => Value::Number(
-                    v.trim()
-                        .parse::<u64>()
-                        .map_err(|_| bad(&env_name(key), format!("expected a number, got {v:?}")))?
-                        .into(),
-                ),
-                EnvKind::List => Value::Sequence(
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Value::String(s.to_owned()))
-                        .collect(),
-                ),
-            };
-            map.insert(Value::String((*key).to_owned()), value);
-        }
-        let raw: RawConfig = serde_yaml::from_value(doc).map_err(|e| {
-            let msg = e.to_string();
-            // serde names the key in its message; keep it first.
-            match msg.split_once("unknown field `") {
-                Some((_, rest)) => {
-                    let key = rest.split('`').next().unwrap_or("?");
-                    bad(
-                        key,
-                        "unknown key (check the spelling against the documentation)",
-                    )
-                }
-                None => bad("config", msg),
-            }
-        })?;
-        Ok(raw)
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Nested {
+        size: u32,
+        inner: Inner,
+        list: Vec<Item>,
     }
 
-    /// Refuses keys of features that are not available yet, and unknown keys.
-    pub(super) fn reject_unsupported(&self) -> Result<(), ConfigError> {
-        for (k, v) in &self.unsupported {
-            if !NOT_YET_SUPPORTED.contains(&k.as_str()) {
-                return Err(bad(
-                    k,
-                    "unknown key (check the spelling against the documentation)",
-                ));
-            }
-            let off = matches!(v, Value::Null | Value::Bool(false))
-                || matches!(v, Value::String(s) if s.is_empty())
-                || matches!(v, Value::Sequence(s) if s.is_empty());
-            if !off {
-                return Err(bad(k, "is not supported by this version of oidcgate yet"));
-            }
+    #[derive(Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Inner {
+        enabled: bool,
+        name: String,
+    }
+
+    #[derive(Default, Deserialize)]
+    struct Item {
+        #[allow(dead_code)]
+        value: String,
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        let map: Mapping = serde_norway::from_str(yaml).unwrap();
+        let mut r = Report::default();
+        let _: Nested = deserialize(map, &[("inner", field_names::<Inner>())], &mut r);
+        r.errors.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn every_type_error_is_reported_with_its_path() {
+        let e = errors("size: x\ninner: {enabled: 3, name: [1]}\nlist: [{value: a}, {}]\n");
+        let keys: Vec<&str> = e.iter().map(|s| s.split(':').next().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["size", "inner.enabled", "inner.name", "list[1]"],
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_nested_keys_get_a_suggestion_from_their_block() {
+        let e = errors("inner: {enabeld: true, zzz: 1}\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("inner.enabeld: unknown key; did you mean `enabled`?"),
+            "{e:?}"
+        );
+        assert!(e[1].starts_with("inner.zzz: unknown key (check"), "{e:?}");
+    }
+
+    #[test]
+    fn suggestions_are_offered_only_when_close() {
+        let known = ["providerURL", "clientID", "redis"];
+        assert!(unknown_key("providerUrl", &known).contains("`providerURL`"));
+        assert!(unknown_key("clientId", &known).contains("`clientID`"));
+        assert!(unknown_key("reddis", &known).contains("`redis`"));
+        assert!(!unknown_key("somethingElse", &known).contains("did you mean"));
+    }
+
+    #[test]
+    fn field_names_are_the_serde_names() {
+        assert_eq!(field_names::<Nested>(), ["size", "inner", "list"]);
+        assert!(field_names::<u32>().is_empty());
+    }
+
+    #[test]
+    fn env_names_follow_the_documented_rule() {
+        for (key, env) in [
+            ("providerURL", "OIDCGATE_PROVIDER_URL"),
+            ("clientID", "OIDCGATE_CLIENT_ID"),
+            ("caCertPEM", "OIDCGATE_CA_CERT_PEM"),
+            ("enablePKCE", "OIDCGATE_ENABLE_PKCE"),
+            ("forceHTTPS", "OIDCGATE_FORCE_HTTPS"),
+            ("excludedURLs", "OIDCGATE_EXCLUDED_URLS"),
+            ("postLogoutRedirectURI", "OIDCGATE_POST_LOGOUT_REDIRECT_URI"),
+            ("sessionEncryptionKey", "OIDCGATE_SESSION_ENCRYPTION_KEY"),
+        ] {
+            assert_eq!(env_name(key), env, "{key}");
         }
-        Ok(())
+    }
+
+    #[test]
+    fn every_env_key_is_a_known_key() {
+        let known = known_keys();
+        for (key, _) in ENV_KEYS {
+            assert!(known.contains(key), "{key} is not a key of any concern");
+        }
     }
 }

@@ -1,12 +1,17 @@
-//! Configuration tests: the file schema, environment overrides, defaults and
-//! every validation error naming its key.
+//! Configuration tests across concerns: defaults, a whole plugin block, all
+//! errors of a file at once, unknown keys, the environment, warnings. Each
+//! concern's own refusals are tested in its file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 
 use super::*;
 
-const BASE: &str = "providerURL: https://idp.example.com/\nclientID: web\nclientSecret: s3cret\n\
-                    sessionEncryptionKey: 0123456789abcdef0123456789abcdef\n";
+/// The smallest valid configuration.
+pub(crate) const BASE: &str = "providerURL: https://idp.example.com/\nclientID: web\n\
+                               clientSecret: s3cret\n\
+                               sessionEncryptionKey: 0123456789abcdef0123456789abcdef\n";
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -14,7 +19,11 @@ fn no_env(_: &str) -> Option<String> {
 
 /// BASE with the keys of `extra` replaced or added.
 fn yaml_with(extra: &str) -> String {
-    let keys: Vec<&str> = extra.lines().filter_map(|l| l.split(':').next()).collect();
+    let keys: Vec<&str> = extra
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split(':').next())
+        .collect();
     let mut out: String = BASE
         .lines()
         .filter(|l| !keys.contains(&l.split(':').next().unwrap_or("")))
@@ -24,8 +33,17 @@ fn yaml_with(extra: &str) -> String {
     out
 }
 
-fn load(extra: &str) -> Result<Config, ConfigError> {
+/// BASE with `extra`, loaded without environment.
+pub(crate) fn load(extra: &str) -> Result<Config, ConfigErrors> {
     Config::from_yaml(&yaml_with(extra), &no_env)
+}
+
+/// The key paths of every error of BASE with `extra`, in order.
+pub(crate) fn keys_of(extra: &str) -> Vec<String> {
+    match load(extra) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.into_iter().map(|e| e.key).collect(),
+    }
 }
 
 #[test]
@@ -47,6 +65,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.policy.user_identifier_claim, "email");
     assert!(c.app.trusted.contains("127.0.0.1".parse().unwrap()));
     assert!(!c.app.trusted.contains("10.1.2.3".parse().unwrap()));
+    assert!(c.warnings.is_empty());
 }
 
 #[test]
@@ -70,61 +89,116 @@ fn traefikoidc_block_is_accepted_as_is() {
 }
 
 #[test]
-fn override_scopes_uses_the_list_verbatim() {
-    let c = load("overrideScopes: true\nscopes: [openid, custom]\n").unwrap();
-    assert_eq!(c.gate.scopes, ["openid", "custom"]);
-    assert_eq!(
-        load("overrideScopes: true\nscopes: [custom]\n")
-            .unwrap_err()
-            .key,
-        "scopes"
-    );
+fn every_key_of_the_plugin_reference_is_accepted() {
+    // traefikoidc's configuration reference, every key but the header ones.
+    let plugin_keys = [
+        "providerURL",
+        "clientID",
+        "clientSecret",
+        "callbackURL",
+        "logoutURL",
+        "postLogoutRedirectURI",
+        "scopes",
+        "overrideScopes",
+        "audience",
+        "resource",
+        "strictAudienceValidation",
+        "allowOpaqueTokens",
+        "requireTokenIntrospection",
+        "introspectionURL",
+        "revocationURL",
+        "oidcEndSessionURL",
+        "enablePKCE",
+        "extraAuthParams",
+        "clientAuthMethod",
+        "clientAssertionPrivateKey",
+        "clientAssertionKeyPath",
+        "clientAssertionKeyID",
+        "clientAssertionAlg",
+        "logLevel",
+        "rateLimit",
+        "perSourceLoginRateLimit",
+        "allowPrivateIPAddresses",
+        "caCertPath",
+        "caCertPEM",
+        "insecureSkipVerify",
+        "sessionEncryptionKey",
+        "cookiePrefix",
+        "cookieDomain",
+        "cookiePath",
+        "sessionMaxAge",
+        "refreshGracePeriodSeconds",
+        "maxRefreshTokenAgeSeconds",
+        "minimalHeaders",
+        "stripAuthCookies",
+        "allowedUserDomains",
+        "allowedUsers",
+        "allowedRolesAndGroups",
+        "roleClaimName",
+        "groupClaimName",
+        "userIdentifierClaim",
+        "excludedURLs",
+        "headers",
+        "allowedClaims",
+        "allowUnauthenticatedPreflight",
+        "enableBackchannelLogout",
+        "backchannelLogoutURL",
+        "enableFrontchannelLogout",
+        "frontchannelLogoutURL",
+        "enableBearerAuth",
+        "bearerIdentifierClaim",
+        "stripAuthorizationHeader",
+        "bearerEmitWWWAuthenticate",
+        "bearerOverridesCookie",
+        "maxTokenAgeSeconds",
+        "maxIdentifierLength",
+        "bearerFailureThreshold",
+        "bearerFailureWindowSeconds",
+        "bearerFailurePenaltySeconds",
+        "securityHeaders",
+        "redis",
+        "dynamicClientRegistration",
+        "disableReplayDetection",
+    ];
+    let known = known_keys();
+    for key in plugin_keys {
+        assert!(known.contains(&key), "{key}");
+    }
 }
 
 #[test]
-fn bad_values_name_their_key() {
-    let cases: &[(&str, &str)] = &[
-        ("providerURL: http://idp.example.com\n", "providerURL"),
-        ("providerURL: ftp://idp\n", "providerURL"),
-        ("providerURL: ''\n", "providerURL"),
-        ("clientID: ''\n", "clientID"),
-        ("sessionEncryptionKey: short\n", "sessionEncryptionKey"),
-        ("callbackURL: https://app/callback\n", "callbackURL"),
-        ("logoutURL: logout\n", "logoutURL"),
-        (
-            "postLogoutRedirectURI: http://evil.example\n",
-            "postLogoutRedirectURI",
-        ),
-        ("excludedURLs: [public]\n", "excludedURLs[0]"),
-        ("excludedURLs: [/ok, /a/../b]\n", "excludedURLs[1]"),
-        ("excludedURLs: ['/*']\n", "excludedURLs[0]"),
-        ("excludedURLs: [/]\n", "excludedURLs[0]"),
-        ("excludedURLs: [/oauth2]\n", "excludedURLs[0]"),
-        ("listen: nowhere\n", "listen"),
-        ("upstream: https://app.internal\n", "upstream"),
-        ("upstream: not a url\n", "upstream"),
-        ("trustedProxies: [0.0.0.0/0]\n", "trustedProxies"),
-        ("trustedProxies: [junk]\n", "trustedProxies"),
-        ("logLevel: loud\n", "logLevel"),
-        ("logFormat: xml\n", "logFormat"),
-        ("clientAuthMethod: tls_client_auth\n", "clientAuthMethod"),
-        ("sessionMaxAge: 0\n", "sessionMaxAge"),
-        ("cookiePrefix: 'bad prefix'\n", "session"),
-        ("providerUrl: https://typo\n", "providerUrl"),
-        ("headers: [{name: X-Team, value: x}]\n", "headers"),
-        (
-            "enableBackchannelLogout: true\nbackchannelLogoutURL: 'a b'\n",
-            "backchannelLogoutURL",
-        ),
-        ("caCertPath: /nonexistent/ca.pem\n", "caCertPath"),
-        ("caCertPEM: not a pem\n", "caCertPEM"),
-        ("redis: {cacheMode: foo}\n", "redis.cacheMode"),
-    ];
-    for (yaml, key) in cases {
-        let err = load(yaml).expect_err(yaml);
-        assert_eq!(err.key, *key, "{yaml} → {err}");
-        assert!(!err.message.is_empty());
-    }
+fn every_problem_of_a_file_is_reported_at_once() {
+    let e = load(
+        "providerURL: http://idp.example.com\nclientID: ''\nsessionMaxAge: x\n\
+         excludedURLs: [/ok, bad]\nlogLevel: loud\nproviderUrl: https://typo\n\
+         redis: {enabled: true, poolSize: -1, maxRetries: lots}\n",
+    )
+    .unwrap_err();
+    let mut keys = e.keys();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "clientID",
+            "excludedURLs[1]",
+            "logLevel",
+            "providerURL",
+            "providerUrl",
+            "redis.address",
+            "redis.maxRetries",
+            "redis.poolSize",
+            "sessionMaxAge",
+        ],
+        "{e}"
+    );
+    assert_eq!(e.to_string().lines().count(), 9, "{e}");
+    assert!(
+        e.get("providerUrl")
+            .unwrap()
+            .message
+            .contains("did you mean `providerURL`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -140,9 +214,16 @@ fn loopback_providers_may_use_plain_http() {
 }
 
 #[test]
-fn switched_off_future_keys_are_accepted() {
-    let r = load("enableBackchannelLogout: false\nheaders: []\n");
-    assert!(r.is_ok(), "{r:?}");
+fn a_wrapped_block_loads_like_the_block() {
+    let indented: String = BASE.lines().map(|l| format!("          {l}\n")).collect();
+    let traefik = format!(
+        "http:\n  middlewares:\n    oidc:\n      plugin:\n        traefikoidc:\n{indented}"
+    );
+    let c = Config::from_yaml(&traefik, &no_env).unwrap();
+    assert_eq!(c.provider.client_id, "web");
+    let short: String = BASE.lines().map(|l| format!("  {l}\n")).collect();
+    let c = Config::from_yaml(&format!("traefikoidc:\n{short}"), &no_env).unwrap();
+    assert_eq!(c.provider.client_id, "web");
 }
 
 #[test]
@@ -165,7 +246,7 @@ fn environment_overrides_every_kind_of_value() {
     let bad_bool = Config::from_yaml(BASE, &|k| {
         (k == "OIDCGATE_FORCE_HTTPS").then(|| "maybe".into())
     });
-    assert_eq!(bad_bool.unwrap_err().key, "OIDCGATE_FORCE_HTTPS");
+    assert_eq!(bad_bool.unwrap_err().keys(), ["OIDCGATE_FORCE_HTTPS"]);
 }
 
 #[test]
@@ -186,59 +267,10 @@ fn a_config_from_the_environment_alone_works() {
 }
 
 #[test]
-fn env_names_follow_the_documented_rule() {
-    for (key, env) in [
-        ("providerURL", "OIDCGATE_PROVIDER_URL"),
-        ("clientID", "OIDCGATE_CLIENT_ID"),
-        ("caCertPEM", "OIDCGATE_CA_CERT_PEM"),
-        ("enablePKCE", "OIDCGATE_ENABLE_PKCE"),
-        ("forceHTTPS", "OIDCGATE_FORCE_HTTPS"),
-        ("excludedURLs", "OIDCGATE_EXCLUDED_URLS"),
-        ("postLogoutRedirectURI", "OIDCGATE_POST_LOGOUT_REDIRECT_URI"),
-        ("sessionEncryptionKey", "OIDCGATE_SESSION_ENCRYPTION_KEY"),
-    ] {
-        assert_eq!(env_name(key), env, "{key}");
-    }
-}
-
-#[test]
-fn every_env_key_is_a_file_key() {
-    // Each overridable key must deserialize as a file key (no typo in the table).
-    for (key, kind) in ENV_KEYS {
-        let value = match kind {
-            EnvKind::Str => "x".to_owned(),
-            EnvKind::Bool => "false".to_owned(),
-            EnvKind::Int => "1".to_owned(),
-            EnvKind::List => "[]".to_owned(),
-        };
-        let r = RawConfig::parse(&format!("{key}: {value}\n"), &no_env).unwrap();
-        assert!(
-            r.unsupported.is_empty(),
-            "{key} is not a field of RawConfig"
-        );
-    }
-}
-
-#[test]
 fn debug_output_never_shows_secrets() {
     let c = load("").unwrap();
     let dbg = format!("{:?}", c.session);
     assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
-}
-
-#[test]
-fn security_outage_policy_is_open_closed_or_unset() {
-    use crate::gate::OutagePolicy;
-    assert_eq!(load("").unwrap().gate.security_outage_policy, None);
-    for (text, want) in [
-        ("open", OutagePolicy::Open),
-        ("closed", OutagePolicy::Closed),
-    ] {
-        let c = load(&format!("securityOutagePolicy: {text}\n")).unwrap();
-        assert_eq!(c.gate.security_outage_policy, Some(want));
-    }
-    let e = load("securityOutagePolicy: sometimes\n").unwrap_err();
-    assert!(e.to_string().contains("securityOutagePolicy"), "{e}");
 }
 
 #[test]
