@@ -26,8 +26,8 @@ mod client_auth;
 mod document;
 mod doors;
 mod endpoints;
+mod headers;
 mod inert;
-mod pending;
 mod policy;
 mod provider;
 mod raw;
@@ -239,10 +239,12 @@ impl Config {
         if let Some(max) = bearer.max_identifier_bytes {
             policy.settings.max_identifier_bytes = max;
         }
+        let header_keys = headers::settings(raw.headers, &policy.allowed_claims, r);
+        policy.settings.token_headers = header_keys.token_headers;
+        policy.settings.security_headers = header_keys.security_headers;
         let cache = redis::settings(raw.redis, env, r);
         let doors = doors::settings(raw.doors, r);
         inert::settings(raw.inert, r);
-        pending::settings(raw.pending, r);
 
         if session_store == SessionStore::Server && cache.mode == crate::cache::CacheMode::Memory {
             r.warn(
@@ -264,6 +266,7 @@ impl Config {
             audience: gate_audience,
             extra_auth_params,
             strip_auth_cookies: policy.strip_auth_cookies,
+            allow_unauthenticated_preflight: policy.allow_unauthenticated_preflight,
             refresh,
             bearer: bearer.settings,
             session_store,

@@ -3,13 +3,12 @@
 //! them (`minimalHeaders`, `stripAuthCookies`).
 //!
 //! Owns the refusals of these keys. `allowedClaims` and
-//! `allowUnauthenticatedPreflight` belong to header templates and CORS; they
-//! are accepted here and named in a warning until those are wired.
+//! `allowUnauthenticatedPreflight` are read here and passed on to the header
+//! keys (`headers.rs`) and the gate.
 
 use serde::Deserialize;
 
 use super::Report;
-use super::provider::NOT_YET_EFFECTIVE;
 use crate::policy::PolicySettings;
 
 /// The authorization keys as written.
@@ -57,6 +56,10 @@ pub(super) struct Parts {
     pub(super) settings: PolicySettings,
     /// Remove the gate's own cookies upstream (a gate setting).
     pub(super) strip_auth_cookies: bool,
+    /// `allowedClaims`, for the header templates.
+    pub(super) allowed_claims: Vec<String>,
+    /// `allowUnauthenticatedPreflight` (a gate setting).
+    pub(super) allow_unauthenticated_preflight: bool,
 }
 
 /// Validates the authorization keys.
@@ -92,15 +95,11 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
             None => {}
         }
     }
-    if !raw.allowed_claims.is_empty() {
-        r.warn("allowedClaims", NOT_YET_EFFECTIVE);
-    }
-    if raw.allow_unauthenticated_preflight {
-        r.warn("allowUnauthenticatedPreflight", NOT_YET_EFFECTIVE);
-    }
     Parts {
         settings,
         strip_auth_cookies: raw.strip_auth_cookies.unwrap_or(true),
+        allowed_claims: raw.allowed_claims,
+        allow_unauthenticated_preflight: raw.allow_unauthenticated_preflight,
     }
 }
 

@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Report, bearer, client_auth, doors, endpoints, inert, pending, policy, provider, redis,
+    Report, bearer, client_auth, doors, endpoints, headers, inert, policy, provider, redis,
     refresh, session,
 };
 
@@ -37,7 +37,7 @@ pub(super) struct RawConfig {
     pub(super) redis: redis::Raw,
     pub(super) doors: doors::Raw,
     pub(super) inert: inert::Raw,
-    pub(super) pending: pending::Raw,
+    pub(super) headers: headers::Raw,
 }
 
 /// Every top-level key the configuration accepts, sorted. Lists the same
@@ -54,7 +54,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<redis::Raw>(),
         field_names::<doors::Raw>(),
         field_names::<inert::Raw>(),
-        field_names::<pending::Raw>(),
+        field_names::<headers::Raw>(),
     ]
     .concat();
     keys.sort_unstable();
@@ -75,7 +75,7 @@ impl RawConfig {
             redis: take(&mut block, &redis::nested_blocks(), r),
             doors: take(&mut block, &[], r),
             inert: take(&mut block, &[], r),
-            pending: take(&mut block, &[], r),
+            headers: take(&mut block, &headers::nested_blocks(), r),
         };
         let known = known_keys();
         for (k, _) in &block {

@@ -9,5 +9,6 @@ mod attacks;
 mod client_auth;
 mod doors;
 mod hardening;
+mod headers;
 mod login;
 mod support;
