@@ -33,6 +33,15 @@ pub(super) struct Raw {
     /// Also serve HTTP/2 over cleartext (h2c, prior knowledge).
     #[serde(rename = "http2")]
     pub(super) http2: Option<bool>,
+    /// Metrics listener address (`/metrics`, `/healthz`, `/readyz`).
+    #[serde(rename = "metricsAddress")]
+    pub(super) metrics_address: Option<String>,
+    /// Metric name prefix.
+    #[serde(rename = "metricsPrefix")]
+    pub(super) metrics_prefix: Option<String>,
+    /// Reload when the configuration file changes.
+    #[serde(rename = "watchConfig")]
+    pub(super) watch_config: Option<bool>,
 }
 
 /// What the door keys configure.
@@ -41,6 +50,7 @@ pub(super) struct Parts {
     pub(super) listen: SocketAddr,
     pub(super) log_level: LogLevel,
     pub(super) log_format: LogFormat,
+    pub(super) ops: crate::doors::OpsSettings,
 }
 
 /// Validates the door keys.
@@ -95,7 +105,22 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
             LogFormat::Text
         }
     };
+    let mut ops = crate::doors::OpsSettings::default();
+    if let Some(a) = raw.metrics_address.as_deref().filter(|a| !a.is_empty()) {
+        match a.parse() {
+            Ok(addr) => ops.metrics_address = Some(addr),
+            Err(_) => r.error("metricsAddress", "expected host:port, e.g. 127.0.0.1:9464"),
+        }
+    }
+    if let Some(p) = &raw.metrics_prefix {
+        match crate::telemetry::metrics::check_prefix(p) {
+            Ok(()) => ops.metrics_prefix = p.clone(),
+            Err(e) => r.error("metricsPrefix", e.to_string()),
+        }
+    }
+    ops.watch_config = raw.watch_config.unwrap_or(false);
     Parts {
+        ops,
         app: AppSettings {
             upstream,
             trusted,

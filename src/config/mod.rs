@@ -285,7 +285,7 @@ impl Config {
             listen: doors.listen,
             log_level: doors.log_level,
             log_format: doors.log_format,
-            ops: crate::doors::OpsSettings::default(),
+            ops: doors.ops,
             warnings: Vec::new(),
         }
     }

@@ -299,3 +299,26 @@ fn issue12_f10_debug_never_prints_the_client_secret() {
         assert!(text.contains("[redacted]"));
     }
 }
+
+#[test]
+fn metrics_and_reload_keys() {
+    let c = load("").unwrap();
+    assert_eq!(c.ops.metrics_address, None);
+    assert_eq!(c.ops.metrics_prefix, "oidcgate");
+    assert!(!c.ops.watch_config);
+    let c = load("metricsAddress: 127.0.0.1:9464\nmetricsPrefix: traefikoidc\nwatchConfig: true\n")
+        .unwrap();
+    assert_eq!(
+        c.ops.metrics_address,
+        Some("127.0.0.1:9464".parse().unwrap())
+    );
+    assert_eq!(c.ops.metrics_prefix, "traefikoidc");
+    assert!(c.ops.watch_config);
+    for (extra, key) in [
+        ("metricsAddress: nowhere\n", "metricsAddress"),
+        ("metricsPrefix: bad-prefix\n", "metricsPrefix"),
+        ("metricsPrefix: 1abc\n", "metricsPrefix"),
+    ] {
+        assert_eq!(keys_of(extra), [key], "{extra}");
+    }
+}

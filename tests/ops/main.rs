@@ -53,10 +53,9 @@ struct Gateway {
 
 impl Gateway {
     async fn start(yaml: &str, path: Option<PathBuf>, prefix: &str) -> Gateway {
-        let mut cfg = Config::from_yaml(yaml, &|_| None)
+        let yaml = format!("{yaml}metricsAddress: 127.0.0.1:0\nmetricsPrefix: {prefix}\n");
+        let cfg = Config::from_yaml(&yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
-        cfg.ops.metrics_address = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-        cfg.ops.metrics_prefix = prefix.to_owned();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
