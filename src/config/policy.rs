@@ -106,7 +106,7 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::super::tests::{keys_of, load};
+    use super::super::tests::{check_refusals, load};
 
     #[test]
     fn refusals_name_their_key() {
@@ -117,9 +117,7 @@ mod tests {
             ("allowedUsers: a@b.c\n", &["allowedUsers"]),
             ("minimalHeaders: 3\n", &["minimalHeaders"]),
         ];
-        for (yaml, keys) in cases {
-            assert_eq!(keys_of(yaml), *keys, "{yaml}");
-        }
+        check_refusals(cases);
     }
 
     #[test]

@@ -207,7 +207,7 @@ fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::super::tests::{keys_of, load};
+    use super::super::tests::{check_refusals, load};
 
     #[test]
     fn refusals_name_their_key() {
@@ -233,9 +233,7 @@ mod tests {
             ("scopes: openid\n", &["scopes"]),
             ("extraAuthParams: [a]\n", &["extraAuthParams"]),
         ];
-        for (yaml, keys) in cases {
-            assert_eq!(keys_of(yaml), *keys, "{yaml}");
-        }
+        check_refusals(cases);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> RefreshSettings {
 mod tests {
     use std::time::Duration;
 
-    use super::super::tests::{keys_of, load};
+    use super::super::tests::{check_refusals, load};
 
     #[test]
     fn refusals_name_their_key() {
@@ -87,9 +87,7 @@ mod tests {
                 &["refreshBreakerThreshold", "refreshBreakerOpenSeconds"],
             ),
         ];
-        for (yaml, keys) in cases {
-            assert_eq!(keys_of(yaml), *keys, "{yaml}");
-        }
+        check_refusals(cases);
     }
 
     #[test]

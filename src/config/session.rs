@@ -162,7 +162,7 @@ fn check_codec(session: &SessionSettings, r: &mut Report) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::super::tests::{keys_of, load};
+    use super::super::tests::{check_refusals, load};
 
     #[test]
     fn refusals_name_their_key() {
@@ -184,9 +184,7 @@ mod tests {
                 &["securityOutagePolicy"],
             ),
         ];
-        for (yaml, keys) in cases {
-            assert_eq!(keys_of(yaml), *keys, "{yaml}");
-        }
+        check_refusals(cases);
     }
 
     #[test]

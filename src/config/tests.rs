@@ -33,6 +33,13 @@ fn yaml_with(extra: &str) -> String {
     out
 }
 
+/// Asserts that each YAML fragment is refused with exactly these key paths.
+pub(crate) fn check_refusals(cases: &[(&str, &[&str])]) {
+    for (yaml, keys) in cases {
+        assert_eq!(keys_of(yaml), *keys, "{yaml}");
+    }
+}
+
 /// BASE with `extra`, loaded without environment.
 pub(crate) fn load(extra: &str) -> Result<Config, ConfigErrors> {
     Config::from_yaml(&yaml_with(extra), &no_env)
