@@ -325,14 +325,3 @@ async fn decode_errors_and_oversized_values_are_typed_errors() {
         "{err}"
     );
 }
-
-#[tokio::test]
-async fn named_handle_is_typed() {
-    let caches = Caches::memory();
-    let revoked = caches.named::<bool>(Namespace::Revoked);
-    let k = CacheKey::hashed("token");
-    assert_eq!(revoked.get(&k).await.unwrap(), None);
-    revoked.set_default_ttl(&k, &true).await.unwrap();
-    assert_eq!(revoked.get(&k).await.unwrap(), Some(true));
-    assert_eq!(revoked.namespace(), Namespace::Revoked);
-}

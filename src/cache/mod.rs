@@ -33,7 +33,6 @@ mod redis;
 mod settings;
 mod stats;
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,15 +196,6 @@ impl Caches {
         &self.backend
     }
 
-    /// A typed handle on one namespace.
-    pub fn named<V>(&self, ns: Namespace) -> NamedCache<V> {
-        NamedCache {
-            caches: self.clone(),
-            ns,
-            _value: PhantomData,
-        }
-    }
-
     fn encode<V: Serialize + ?Sized>(
         &self,
         ns: Namespace,
@@ -356,82 +346,5 @@ impl Caches {
     /// Counters and health.
     pub fn stats(&self) -> CacheStats {
         self.backend.stats()
-    }
-}
-
-/// A typed handle on one namespace of a [`Caches`].
-#[derive(Debug)]
-pub struct NamedCache<V> {
-    caches: Caches,
-    ns: Namespace,
-    _value: PhantomData<fn() -> V>,
-}
-
-impl<V> Clone for NamedCache<V> {
-    fn clone(&self) -> Self {
-        NamedCache {
-            caches: self.caches.clone(),
-            ns: self.ns,
-            _value: PhantomData,
-        }
-    }
-}
-
-impl<V: Serialize + DeserializeOwned> NamedCache<V> {
-    /// The namespace of this handle.
-    pub fn namespace(&self) -> Namespace {
-        self.ns
-    }
-
-    /// See [`Caches::get`].
-    pub async fn get(&self, key: &CacheKey) -> Result<Option<V>, Error> {
-        self.caches.get(self.ns, key).await
-    }
-
-    /// See [`Caches::set`].
-    pub async fn set(&self, key: &CacheKey, value: &V, ttl: Duration) -> Result<(), Error> {
-        self.caches.set(self.ns, key, value, ttl).await
-    }
-
-    /// [`Caches::set`] with the namespace's default TTL.
-    pub async fn set_default_ttl(&self, key: &CacheKey, value: &V) -> Result<(), Error> {
-        self.caches
-            .set(self.ns, key, value, self.ns.default_ttl())
-            .await
-    }
-
-    /// See [`Caches::set_if_absent`].
-    pub async fn set_if_absent(
-        &self,
-        key: &CacheKey,
-        value: &V,
-        ttl: Duration,
-    ) -> Result<bool, Error> {
-        self.caches.set_if_absent(self.ns, key, value, ttl).await
-    }
-
-    /// See [`Caches::delete`].
-    pub async fn delete(&self, key: &CacheKey) -> Result<bool, Error> {
-        self.caches.delete(self.ns, key).await
-    }
-
-    /// See [`Caches::exists`].
-    pub async fn exists(&self, key: &CacheKey) -> Result<bool, Error> {
-        self.caches.exists(self.ns, key).await
-    }
-
-    /// See [`Caches::get_many`].
-    pub async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<V>>, Error> {
-        self.caches.get_many(self.ns, keys).await
-    }
-
-    /// See [`Caches::set_many`].
-    pub async fn set_many(&self, entries: &[(CacheKey, V)], ttl: Duration) -> Result<(), Error> {
-        self.caches.set_many(self.ns, entries, ttl).await
-    }
-
-    /// See [`Caches::clear`].
-    pub async fn clear(&self) -> Result<(), Error> {
-        self.caches.clear(self.ns).await
     }
 }

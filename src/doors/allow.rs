@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, StatusCode};
 use tower::Service;
 
-use super::layer::{IdentityHeaders, Principal};
+use super::layer::IdentityHeaders;
 use super::{Body, full};
 use crate::policy::Policy;
 
@@ -55,10 +55,9 @@ impl<B> Service<Request<B>> for AllowService {
         *resp.status_mut() = self.status;
         *resp.headers_mut() = match req.extensions_mut().remove::<IdentityHeaders>() {
             Some(IdentityHeaders(h)) => h,
-            None => match req.extensions().get::<Principal>() {
-                Some(Principal(Some(id))) => self.policy.upstream_headers(id, true),
-                _ => self.policy.blank_headers(),
-            },
+            // Only reached without `OidcLayer` in front, which always
+            // attaches the headers it judged.
+            None => self.policy.blank_headers(),
         };
         resp.headers_mut().insert(
             http::header::CACHE_CONTROL,

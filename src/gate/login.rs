@@ -9,9 +9,9 @@
 //! A `state` is single-use: it is claimed on every replica (a replay mark)
 //! before the code exchange, and leaves the login cookie whatever the outcome.
 
-use http::{Method, StatusCode};
+use http::Method;
 
-use super::decision::{Decision, Reply};
+use super::decision::Decision;
 use super::rescue::Error;
 use super::view::RequestView;
 use super::{Gate, safe_redirect};
@@ -337,17 +337,4 @@ impl Gate {
             roles: s.roles.clone(),
         }
     }
-}
-
-/// A 200 page used by endpoints that have nothing else to say.
-#[allow(dead_code)]
-pub(super) fn ok_page(title: &str) -> Reply {
-    Reply::new(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        format!(
-            "<!doctype html><title>{0}</title><p>{0}</p>\n",
-            super::decision::html_escape(title)
-        ),
-    )
 }

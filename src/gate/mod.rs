@@ -523,13 +523,3 @@ impl Gate {
         self.inner.clock.now()
     }
 }
-
-/// A `Set-Cookie` value list helper for tests and doors.
-pub fn cookie_names(values: &[HeaderValue]) -> Vec<String> {
-    values
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split('=').next())
-        .map(str::to_owned)
-        .collect()
-}
