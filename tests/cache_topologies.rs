@@ -27,8 +27,10 @@ fn base(topology: RedisTopology) -> RedisSettings {
     let mut s = RedisSettings::standalone(first).with_topology(topology);
     s.key_prefix = "topo:".to_owned();
     s.health_check_interval = Duration::from_millis(200);
-    s.connect_timeout = Duration::from_millis(500);
-    s.response_timeout = Duration::from_millis(500);
+    // Generous: these tests check behaviour, not speed, on a machine that
+    // may be busy (a dead server is noticed at once: connections are refused).
+    s.connect_timeout = Duration::from_secs(5);
+    s.response_timeout = Duration::from_secs(10);
     s.breaker = Some(BreakerSettings {
         failure_threshold: 3,
         recovery_timeout: Duration::from_millis(300),
@@ -138,12 +140,9 @@ async fn cluster_set_get_many_clear_and_invalidation() {
     let t = CacheKey::hashed("token");
     assert_eq!(a.get::<bool>(Namespace::Revoked, &t).await.unwrap(), None);
     b.set(Namespace::Revoked, &t, &true, ttl).await.unwrap();
-    let start = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(10);
     while a.get::<bool>(Namespace::Revoked, &t).await.unwrap() != Some(true) {
-        assert!(
-            start.elapsed() < Duration::from_millis(100),
-            "revocation not visible within 100 ms"
-        );
+        assert!(Instant::now() < deadline, "revocation not visible on A");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -169,31 +168,18 @@ async fn sentinel_master_is_found_and_followed_after_failover() {
         Some(true)
     );
     let old_master = set.master().port();
-    // Redis replication is asynchronous: the replica must hold the write
-    // before the master goes (`WAIT` would only cover the writes of its own
-    // connection).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while set.replica().command("EXISTS topo:revoked:before").unwrap() != ":1" {
-        assert!(Instant::now() < deadline, "write not replicated");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    set.master().stop();
+    let new_master = tokio::task::block_in_place(|| set.fail_over()).unwrap();
+    assert_ne!(new_master, old_master);
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let moved = set.master_port().is_some_and(|p| p != old_master);
-        if moved
-            && caches
-                .set(Namespace::Revoked, &key("after"), &true, ttl)
-                .await
-                .is_ok()
-        {
-            break;
-        }
+    while caches
+        .set(Namespace::Revoked, &key("after"), &true, ttl)
+        .await
+        .is_err()
+    {
         assert!(
             Instant::now() < deadline,
-            "no fail-over: {:?}; sentinel log:\n{}",
-            caches.stats(),
-            set.sentinel_log()
+            "the cache does not follow the fail-over: {:?}",
+            caches.stats()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

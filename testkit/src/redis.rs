@@ -108,6 +108,73 @@ fn command_bulk(port: u16, cmd: &str) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Reads one RESP reply of any shape and appends its scalar values, in
+/// order, to `out` (arrays are flattened; nil is the empty string).
+fn read_reply(r: &mut impl BufRead, out: &mut Vec<String>) -> std::io::Result<()> {
+    let mut header = String::new();
+    r.read_line(&mut header)?;
+    let header = header.trim_end();
+    let (kind, rest) = header.split_at(header.len().min(1));
+    match kind {
+        "*" => {
+            let n: i64 = rest.parse().unwrap_or(0);
+            for _ in 0..n.max(0) {
+                read_reply(r, out)?;
+            }
+        }
+        "$" => {
+            let len: i64 = rest.parse().unwrap_or(-1);
+            if len < 0 {
+                out.push(String::new());
+            } else {
+                let mut body = vec![0u8; usize::try_from(len).unwrap_or(0) + 2];
+                r.read_exact(&mut body)?;
+                body.truncate(body.len() - 2);
+                out.push(String::from_utf8_lossy(&body).into_owned());
+            }
+        }
+        _ => out.push(header.to_owned()),
+    }
+    Ok(())
+}
+
+/// Sends one inline command and returns every scalar of its reply,
+/// flattened.
+fn command_values(port: u16, cmd: &str) -> std::io::Result<Vec<String>> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(500),
+    )?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+    let mut out = Vec::new();
+    read_reply(&mut BufReader::new(&mut s), &mut out)?;
+    Ok(out)
+}
+
+/// The value of `field` in an `INFO` section (`field:value` lines).
+fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+}
+
+/// Polls `ready` every 20 ms until it holds, for at most `bound`.
+fn poll_until(
+    bound: Duration,
+    what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), LaunchError> {
+    let deadline = Instant::now() + bound;
+    while !ready() {
+        if Instant::now() >= deadline {
+            return Err(LaunchError(format!("{what}: not within {bound:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 fn wait_for_pong(port: u16, child: &mut Child, timeout: Duration) -> Result<(), LaunchError> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -355,9 +422,16 @@ impl Drop for RedisCluster {
     }
 }
 
+/// How long a fail-over may take once the master is gone.
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// One master, one replica and one sentinel monitoring the master under the
 /// name [`RedisSentinel::MASTER_NAME`], with short failure-detection times.
 /// Killed on drop.
+///
+/// The sentinel is told never to enter TILT mode: a sentinel whose process
+/// stalls for two seconds (a loaded test machine) otherwise stops acting for
+/// thirty, and a fail-over a test waits for never comes.
 #[derive(Debug)]
 pub struct RedisSentinel {
     master: RedisServer,
@@ -382,18 +456,15 @@ impl RedisSentinel {
             "--repl-diskless-sync-delay",
             "0",
         ])?;
-        let deadline = Instant::now() + DEFAULT_START_TIMEOUT;
-        while !command_bulk(replica.port(), "INFO replication")
-            .unwrap_or_default()
-            .contains("master_link_status:up")
-        {
-            if Instant::now() >= deadline {
-                return Err(LaunchError(
-                    "replica did not sync with the master in time".to_owned(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until(
+            DEFAULT_START_TIMEOUT,
+            "replica in sync with the master",
+            || {
+                command_bulk(replica.port(), "INFO replication")
+                    .unwrap_or_default()
+                    .contains("master_link_status:up")
+            },
+        )?;
         let bin = find_binary("redis-server")?;
         let dir = TempDir::new("sentinel")?;
         let sentinel_port = crate::free_port();
@@ -432,22 +503,96 @@ impl RedisSentinel {
             sentinel: Some(child),
             dir,
         };
-        // A fail-over needs a replica the sentinel knows of; it learns of
-        // replicas from the master's INFO, some time after it knows the
-        // master.
-        let deadline = Instant::now() + DEFAULT_START_TIMEOUT;
-        let replicas = format!("SENTINEL replicas {}", Self::MASTER_NAME);
-        while set.master_port() != Some(set.master.port())
-            || command_line(set.sentinel_port, &replicas).unwrap_or_default() != "*1"
-        {
-            if Instant::now() >= deadline {
-                return Err(LaunchError(
-                    "sentinel did not report the master and its replica in time".to_owned(),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        // No TILT (a stall must not suspend the sentinel), a short TILT
+        // period should one have begun before this, and replicas polled every
+        // second so that the replica is known soon and its state is fresh
+        // when a fail-over selects it.
+        let tuned = command_line(
+            set.sentinel_port,
+            "SENTINEL DEBUG tilt-trigger 3600000 tilt-period 1000 info-period 1000",
+        )
+        .unwrap_or_default();
+        if tuned != "+OK" {
+            return Err(LaunchError(format!(
+                "sentinel refused SENTINEL DEBUG (Redis 7 or later needed): {tuned}"
+            )));
         }
+        set.wait_ready(DEFAULT_START_TIMEOUT)?;
         Ok(set)
+    }
+
+    /// Waits until the sentinel is out of TILT mode, reports the initial
+    /// master, and knows its replica as a healthy replica.
+    fn wait_ready(&self, bound: Duration) -> Result<(), LaunchError> {
+        poll_until(bound, "sentinel ready for a fail-over", || {
+            let info = command_bulk(self.sentinel_port, "INFO sentinel").unwrap_or_default();
+            info_field(&info, "sentinel_tilt").as_deref() == Some("0")
+                && self.master_port() == Some(self.master.port())
+                && self.replica_known()
+        })
+        .map_err(|e| LaunchError(format!("{e}; sentinel log:\n{}", self.sentinel_log())))
+    }
+
+    /// Whether the sentinel lists the replica, with flags that allow
+    /// promoting it.
+    fn replica_known(&self) -> bool {
+        let cmd = format!("SENTINEL replicas {}", Self::MASTER_NAME);
+        let values = command_values(self.sentinel_port, &cmd).unwrap_or_default();
+        let field = |name: &str| {
+            values
+                .iter()
+                .position(|v| v == name)
+                .and_then(|i| values.get(i + 1))
+                .cloned()
+                .unwrap_or_default()
+        };
+        field("port") == self.replica.port().to_string()
+            && field("flags") == "slave"
+            && field("master-link-status") == "ok"
+    }
+
+    /// Kills the master and waits until the sentinel has promoted the
+    /// replica; returns the new master's port.
+    ///
+    /// Before the kill it waits (bounded) until the sentinel is ready and
+    /// the replica has every write the master acknowledged (replication is
+    /// asynchronous). The fail-over is requested with `SENTINEL FAILOVER`
+    /// rather than left to failure detection, so its timing does not depend
+    /// on how busy the machine is.
+    pub fn fail_over(&mut self) -> Result<u16, LaunchError> {
+        self.wait_ready(DEFAULT_START_TIMEOUT)?;
+        let (master, replica) = (self.master.port(), self.replica.port());
+        let offset = |port: u16, field: &str| {
+            info_field(
+                &command_bulk(port, "INFO replication").unwrap_or_default(),
+                field,
+            )
+            .and_then(|v| v.parse::<u64>().ok())
+        };
+        let written = offset(master, "master_repl_offset")
+            .ok_or_else(|| LaunchError("the master reports no replication offset".to_owned()))?;
+        poll_until(
+            DEFAULT_START_TIMEOUT,
+            "replica holds the master's writes",
+            || offset(replica, "slave_repl_offset").is_some_and(|o| o >= written),
+        )?;
+        self.master.stop();
+        let request = format!("SENTINEL FAILOVER {}", Self::MASTER_NAME);
+        let mut requested_at: Option<Instant> = None;
+        poll_until(DEFAULT_FAILOVER_TIMEOUT, "sentinel fail-over", || {
+            if self.master_port() == Some(replica) {
+                return true;
+            }
+            // Requested again if an attempt went nowhere (`-INPROG` while
+            // one runs, `-NOGOODSLAVE` while the replica's state is stale).
+            if requested_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(4)) {
+                let _ = command_line(self.sentinel_port, &request);
+                requested_at = Some(Instant::now());
+            }
+            false
+        })
+        .map_err(|e| LaunchError(format!("{e}; sentinel log:\n{}", self.sentinel_log())))?;
+        Ok(replica)
     }
 
     /// The sentinel's log so far (for a failure message).
@@ -462,20 +607,12 @@ impl RedisSentinel {
 
     /// The port the sentinel currently reports for the master.
     pub fn master_port(&self) -> Option<u16> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.sentinel_port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(
-            format!("SENTINEL get-master-addr-by-name {}\r\n", Self::MASTER_NAME).as_bytes(),
-        )
-        .ok()?;
-        let mut r = BufReader::new(&mut s);
-        let mut lines = Vec::new();
-        for _ in 0..5 {
-            let mut l = String::new();
-            r.read_line(&mut l).ok()?;
-            lines.push(l.trim_end().to_owned());
-        }
-        lines.get(4)?.parse().ok()
+        let cmd = format!("SENTINEL get-master-addr-by-name {}", Self::MASTER_NAME);
+        command_values(self.sentinel_port, &cmd)
+            .ok()?
+            .get(1)?
+            .parse()
+            .ok()
     }
 
     /// The initial master.
