@@ -43,7 +43,12 @@ fn fixture() -> Fixture {
             idp.client_secret()
         );
         let cfg = oidcgate::config::Config::from_yaml(&yaml, &|_| None).unwrap();
-        let gate = oidcgate::build_gate(&cfg, Arc::new(oidcgate::clock::SystemClock)).unwrap();
+        let gate = oidcgate::assemble(
+            &cfg,
+            oidcgate::cache::Caches::memory(),
+            Arc::new(oidcgate::clock::SystemClock),
+        )
+        .unwrap();
         gate.warm_up().await.unwrap();
         (idp, gate)
     });

@@ -71,7 +71,12 @@ fn fixture(ttl: Duration) -> Fixture {
     );
     let cfg = oidcgate::config::Config::from_yaml(&yaml, &|_| None).unwrap();
     let codec = SessionCodec::new(cfg.session.clone()).unwrap();
-    let gate = oidcgate::build_gate(&cfg, Arc::new(SystemClock)).unwrap();
+    let gate = oidcgate::assemble(
+        &cfg,
+        oidcgate::cache::Caches::memory(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     Fixture {
         rt,
         idp,

@@ -31,15 +31,6 @@ pub enum BuildError {
     Cache(#[from] cache::Error),
 }
 
-/// Assembles the engine from a validated configuration with in-memory caches
-/// (whatever the `redis:` block says); see [`build`] for the configured ones.
-pub fn build_gate(
-    cfg: &config::Config,
-    clock: clock::SharedClock,
-) -> Result<gate::Gate, BuildError> {
-    assemble(cfg, cache::Caches::memory(), clock)
-}
-
 /// Assembles the engine with the caches the configuration asks for (memory,
 /// Redis or hybrid). Must run inside a Tokio runtime.
 pub async fn build(

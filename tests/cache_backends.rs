@@ -140,10 +140,10 @@ async fn check_operations(mode: CacheMode, caches: &Caches) {
     );
 
     // clear touches only its namespace.
-    caches.clear(Namespace::Jwks).await.unwrap();
+    caches.clear(Namespace::Introspection).await.unwrap();
     assert_eq!(
         caches
-            .get::<Value>(Namespace::Jwks, &key("many-jwks-0"))
+            .get::<Value>(Namespace::Introspection, &key("many-introspection-0"))
             .await
             .unwrap(),
         None,
@@ -151,7 +151,7 @@ async fn check_operations(mode: CacheMode, caches: &Caches) {
     );
     assert_eq!(
         caches
-            .get(Namespace::Metadata, &key("many-metadata-0"))
+            .get(Namespace::VerifiedClaims, &key("many-claims-0"))
             .await
             .unwrap(),
         Some(v(0)),
@@ -227,7 +227,7 @@ async fn redis_key_layout_is_prefix_namespace_key_with_ttl() {
     // clear uses SCAN and removes only the namespace's keys.
     caches
         .set(
-            Namespace::Jwks,
+            Namespace::VerifiedClaims,
             &key("https://idp/jwks"),
             &1,
             Duration::from_secs(60),
@@ -237,7 +237,7 @@ async fn redis_key_layout_is_prefix_namespace_key_with_ttl() {
     for i in 0..1200 {
         caches
             .set(
-                Namespace::TokenType,
+                Namespace::Introspection,
                 &key(&format!("t{i}")),
                 &i,
                 Duration::from_secs(60),
@@ -245,7 +245,7 @@ async fn redis_key_layout_is_prefix_namespace_key_with_ttl() {
             .await
             .unwrap();
     }
-    caches.clear(Namespace::TokenType).await.unwrap();
+    caches.clear(Namespace::Introspection).await.unwrap();
     assert_eq!(server.command("DBSIZE").unwrap(), ":2");
 }
 
@@ -260,7 +260,7 @@ async fn redis_auth_and_db_are_used() {
         .unwrap();
     caches
         .set(
-            Namespace::Metadata,
+            Namespace::VerifiedClaims,
             &key("iss"),
             &v(1),
             Duration::from_secs(60),
@@ -268,7 +268,10 @@ async fn redis_auth_and_db_are_used() {
         .await
         .unwrap();
     assert_eq!(
-        caches.get(Namespace::Metadata, &key("iss")).await.unwrap(),
+        caches
+            .get(Namespace::VerifiedClaims, &key("iss"))
+            .await
+            .unwrap(),
         Some(v(1))
     );
     caches.ping().await.unwrap();
@@ -283,7 +286,7 @@ async fn redis_auth_and_db_are_used() {
             .is_err()
     );
     assert_eq!(
-        bad.get::<Value>(Namespace::Metadata, &key("iss"))
+        bad.get::<Value>(Namespace::VerifiedClaims, &key("iss"))
             .await
             .unwrap(),
         None

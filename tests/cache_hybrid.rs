@@ -242,11 +242,11 @@ async fn redis_outage_degrades_by_policy_and_recovers_after_restart() {
         );
     }
     // Degrade namespaces: writes succeed locally, misses are misses.
-    a.set(Namespace::Metadata, &key("iss"), &"doc", ttl)
+    a.set(Namespace::VerifiedClaims, &key("iss"), &"doc", ttl)
         .await
         .unwrap();
     assert_eq!(
-        a.get::<String>(Namespace::Metadata, &key("iss"))
+        a.get::<String>(Namespace::VerifiedClaims, &key("iss"))
             .await
             .unwrap()
             .as_deref(),
@@ -256,7 +256,7 @@ async fn redis_outage_degrades_by_policy_and_recovers_after_restart() {
         .await
         .unwrap();
     assert_eq!(
-        a.get::<String>(Namespace::Jwks, &key("missing"))
+        a.get::<String>(Namespace::Introspection, &key("missing"))
             .await
             .unwrap(),
         None
@@ -296,7 +296,7 @@ async fn redis_outage_degrades_by_policy_and_recovers_after_restart() {
     let start = Instant::now();
     for i in 0..100 {
         let _ = a
-            .get::<String>(Namespace::Jwks, &key(&format!("m{i}")))
+            .get::<String>(Namespace::Introspection, &key(&format!("m{i}")))
             .await;
     }
     assert!(
@@ -342,7 +342,7 @@ async fn async_queue_stays_bounded_under_a_burst() {
     // On this single-threaded runtime the worker cannot run during the burst.
     for i in 0..1000 {
         a.set(
-            Namespace::TokenType,
+            Namespace::Introspection,
             &key(&format!("k{i}")),
             &i,
             Duration::from_secs(60),
@@ -357,7 +357,7 @@ async fn async_queue_stays_bounded_under_a_burst() {
     assert_eq!(server.command("DBSIZE").unwrap(), ":16");
     // Every write is still served locally.
     assert_eq!(
-        a.get::<u32>(Namespace::TokenType, &key("k999"))
+        a.get::<u32>(Namespace::Introspection, &key("k999"))
             .await
             .unwrap(),
         Some(999)

@@ -57,27 +57,33 @@ async fn cluster_set_get_many_clear_and_invalidation() {
     let ttl = Duration::from_secs(60);
     let keys: Vec<CacheKey> = (0..200).map(|i| key(&format!("k{i}"))).collect();
     for (i, k) in keys.iter().enumerate() {
-        caches.set(Namespace::Metadata, k, &i, ttl).await.unwrap();
+        caches
+            .set(Namespace::VerifiedClaims, k, &i, ttl)
+            .await
+            .unwrap();
     }
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(
-            caches.get::<usize>(Namespace::Metadata, k).await.unwrap(),
+            caches
+                .get::<usize>(Namespace::VerifiedClaims, k)
+                .await
+                .unwrap(),
             Some(i)
         );
     }
     let got = caches
-        .get_many::<usize>(Namespace::Metadata, &keys)
+        .get_many::<usize>(Namespace::VerifiedClaims, &keys)
         .await
         .unwrap();
     assert_eq!(got, (0..200).map(Some).collect::<Vec<_>>());
     let entries: Vec<(CacheKey, usize)> = (0..50).map(|i| (key(&format!("m{i}")), i)).collect();
     caches
-        .set_many(Namespace::Jwks, &entries, ttl)
+        .set_many(Namespace::Introspection, &entries, ttl)
         .await
         .unwrap();
     assert_eq!(
         caches
-            .get::<usize>(Namespace::Jwks, &key("m49"))
+            .get::<usize>(Namespace::Introspection, &key("m49"))
             .await
             .unwrap(),
         Some(49)
@@ -108,9 +114,9 @@ async fn cluster_set_get_many_clear_and_invalidation() {
         .count();
     assert_eq!(used, 3, "keys on every master");
 
-    caches.clear(Namespace::Metadata).await.unwrap();
+    caches.clear(Namespace::VerifiedClaims).await.unwrap();
     let got = caches
-        .get_many::<usize>(Namespace::Metadata, &keys)
+        .get_many::<usize>(Namespace::VerifiedClaims, &keys)
         .await
         .unwrap();
     assert!(
@@ -119,7 +125,7 @@ async fn cluster_set_get_many_clear_and_invalidation() {
     );
     assert_eq!(
         caches
-            .get::<usize>(Namespace::Jwks, &key("m0"))
+            .get::<usize>(Namespace::Introspection, &key("m0"))
             .await
             .unwrap(),
         Some(0)

@@ -304,8 +304,8 @@ mod tests {
             .map(|&ns| Limits::for_namespace(ns, Some(budget)).max_entries)
             .sum();
         assert!(total <= 500 + Namespace::COUNT as u64);
-        let l = Limits::for_namespace(Namespace::Metadata, None);
-        assert_eq!(l.max_entries, Namespace::Metadata.max_entries());
+        let l = Limits::for_namespace(Namespace::VerifiedClaims, None);
+        assert_eq!(l.max_entries, Namespace::VerifiedClaims.max_entries());
     }
 
     #[test]
@@ -318,7 +318,7 @@ mod tests {
             Arc::default(),
         );
         let limit = Limits::for_namespace(
-            Namespace::Jwks,
+            Namespace::Introspection,
             Some(MemoryBudget {
                 max_entries: 200,
                 max_bytes: 10 * 1024 * 1024,
@@ -327,14 +327,14 @@ mod tests {
         .max_entries;
         for i in 0..(limit * 4) {
             store.put(
-                Namespace::Jwks,
+                Namespace::Introspection,
                 &key(&format!("k{i}")),
                 Some(Bytes::from_static(b"v")),
                 Duration::from_secs(60),
             );
         }
         store.run_pending_tasks();
-        assert!(store.cache(Namespace::Jwks).entry_count() <= limit);
+        assert!(store.cache(Namespace::Introspection).entry_count() <= limit);
     }
 
     #[test]
@@ -343,7 +343,7 @@ mod tests {
         let big = Bytes::from(vec![0u8; 256 * 1024]);
         for i in 0..64 {
             store.put(
-                Namespace::Metadata,
+                Namespace::RefreshLock,
                 &key(&format!("k{i}")),
                 Some(big.clone()),
                 Duration::from_secs(60),
@@ -351,7 +351,8 @@ mod tests {
         }
         store.run_pending_tasks();
         assert!(
-            store.cache(Namespace::Metadata).weighted_size() <= Namespace::Metadata.max_bytes()
+            store.cache(Namespace::RefreshLock).weighted_size()
+                <= Namespace::RefreshLock.max_bytes()
         );
     }
 

@@ -15,21 +15,20 @@ const MIB: u64 = 1024 * 1024;
 pub const DEFAULT_VERIFIED_CLAIMS_TTL: Duration = Duration::from_secs(60 * 60);
 /// Default TTL of [`Namespace::Revoked`] markers.
 pub const DEFAULT_REVOKED_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// Default TTL of [`Namespace::Metadata`] (provider discovery documents).
-pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(60 * 60);
-/// Default TTL of [`Namespace::Jwks`] (provider key sets).
-pub const DEFAULT_JWKS_TTL: Duration = Duration::from_secs(60 * 60);
 /// Default TTL of [`Namespace::Introspection`] results.
 pub const DEFAULT_INTROSPECTION_TTL: Duration = Duration::from_secs(5 * 60);
-/// Default TTL of [`Namespace::TokenType`] results.
-pub const DEFAULT_TOKEN_TYPE_TTL: Duration = Duration::from_secs(5 * 60);
 /// Default TTL of [`Namespace::SessionInvalidation`] markers: one hour longer
 /// than the longest default session so a marker outlives what it invalidates.
 pub const DEFAULT_SESSION_INVALIDATION_TTL: Duration = Duration::from_secs(25 * 60 * 60);
-/// Default TTL of [`Namespace::RefreshResult`] entries: long enough for
-/// concurrent requests on other replicas to reuse one refresh, short enough
-/// that the stored token response does not linger.
-pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(5);
+/// Default TTL of [`Namespace::RefreshResult`] entries: how long a successful
+/// refresh is reused for the same old refresh token, so that requests still
+/// carrying the old cookie (on any replica) reuse the winner's tokens instead
+/// of presenting a rotated refresh token.
+pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(30);
+/// Default TTL of [`Namespace::RefreshLock`] marks: longer than a token
+/// endpoint call takes, short enough that the mark of a replica that died
+/// mid-refresh frees itself.
+pub const DEFAULT_REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
 /// Default TTL of [`Namespace::ReplayMark`] entries (callers usually pass the
 /// time left until the token's `exp`).
 pub const DEFAULT_REPLAY_MARK_TTL: Duration = Duration::from_secs(60 * 60);
@@ -76,20 +75,19 @@ pub enum Namespace {
     VerifiedClaims,
     /// Revocation markers (token hashes or `jti` values).
     Revoked,
-    /// Provider discovery documents, keyed by issuer or URL.
-    Metadata,
-    /// Provider key sets, keyed by JWKS URL.
-    Jwks,
     /// Token introspection results, keyed by a hash of the token.
     Introspection,
-    /// Token-type detection results, keyed by a hash of the token.
-    TokenType,
     /// Logout markers keyed by `sid` or `sub`.
     SessionInvalidation,
     /// Results of a refresh-token exchange, keyed by a hash of the refresh
     /// token, so that replicas racing on the same refresh token reuse one
     /// exchange. Callers store successful results only, never errors.
     RefreshResult,
+    /// "Refresh in progress" marks, keyed by a hash of the refresh token and
+    /// written with [`set_if_absent`](super::Caches::set_if_absent): the
+    /// replica that writes the mark sends the grant, the others wait for its
+    /// [`RefreshResult`](Namespace::RefreshResult).
+    RefreshLock,
     /// Replay marks (`jti` values seen once), written with
     /// [`set_if_absent`](super::Caches::set_if_absent).
     ReplayMark,
@@ -102,15 +100,13 @@ pub enum Namespace {
 
 impl Namespace {
     /// Every namespace, in declaration order.
-    pub const ALL: [Namespace; 11] = [
+    pub const ALL: [Namespace; 9] = [
         Namespace::VerifiedClaims,
         Namespace::Revoked,
-        Namespace::Metadata,
-        Namespace::Jwks,
         Namespace::Introspection,
-        Namespace::TokenType,
         Namespace::SessionInvalidation,
         Namespace::RefreshResult,
+        Namespace::RefreshLock,
         Namespace::ReplayMark,
         Namespace::Session,
         Namespace::ProviderSession,
@@ -130,12 +126,10 @@ impl Namespace {
         match self {
             Namespace::VerifiedClaims => "claims",
             Namespace::Revoked => "revoked",
-            Namespace::Metadata => "metadata",
-            Namespace::Jwks => "jwks",
             Namespace::Introspection => "introspection",
-            Namespace::TokenType => "tokentype",
             Namespace::SessionInvalidation => "sessioninvalidation",
             Namespace::RefreshResult => "refreshresult",
+            Namespace::RefreshLock => "refreshlock",
             Namespace::ReplayMark => "replay",
             Namespace::Session => "session",
             Namespace::ProviderSession => "idpsession",
@@ -152,12 +146,10 @@ impl Namespace {
         match self {
             Namespace::VerifiedClaims => DEFAULT_VERIFIED_CLAIMS_TTL,
             Namespace::Revoked => DEFAULT_REVOKED_TTL,
-            Namespace::Metadata => DEFAULT_METADATA_TTL,
-            Namespace::Jwks => DEFAULT_JWKS_TTL,
             Namespace::Introspection => DEFAULT_INTROSPECTION_TTL,
-            Namespace::TokenType => DEFAULT_TOKEN_TYPE_TTL,
             Namespace::SessionInvalidation => DEFAULT_SESSION_INVALIDATION_TTL,
             Namespace::RefreshResult => DEFAULT_REFRESH_RESULT_TTL,
+            Namespace::RefreshLock => DEFAULT_REFRESH_LOCK_TTL,
             Namespace::ReplayMark => DEFAULT_REPLAY_MARK_TTL,
             Namespace::Session => DEFAULT_SESSION_TTL,
             Namespace::ProviderSession => DEFAULT_PROVIDER_SESSION_TTL,
@@ -168,8 +160,8 @@ impl Namespace {
     ///
     /// Sync: revocations, logout markers and replay marks (security state),
     /// server-side sessions (a replica must not serve a session another replica
-    /// has rotated or deleted) and refresh results (they exist so that another
-    /// replica sees them within the same few milliseconds).
+    /// has rotated or deleted) and refresh results and marks (they exist so
+    /// that another replica sees them within the same few milliseconds).
     pub const fn write_class(self) -> WriteClass {
         match self {
             Namespace::Revoked
@@ -177,12 +169,9 @@ impl Namespace {
             | Namespace::ReplayMark
             | Namespace::Session
             | Namespace::RefreshResult
+            | Namespace::RefreshLock
             | Namespace::ProviderSession => WriteClass::Sync,
-            Namespace::VerifiedClaims
-            | Namespace::Metadata
-            | Namespace::Jwks
-            | Namespace::Introspection
-            | Namespace::TokenType => WriteClass::Async,
+            Namespace::VerifiedClaims | Namespace::Introspection => WriteClass::Async,
         }
     }
 
@@ -194,11 +183,9 @@ impl Namespace {
             | Namespace::ReplayMark
             | Namespace::Session => FailurePolicy::Report,
             Namespace::VerifiedClaims
-            | Namespace::Metadata
-            | Namespace::Jwks
             | Namespace::Introspection
-            | Namespace::TokenType
             | Namespace::RefreshResult
+            | Namespace::RefreshLock
             | Namespace::ProviderSession => FailurePolicy::Degrade,
         }
     }
@@ -233,12 +220,10 @@ impl Namespace {
         match self {
             Namespace::VerifiedClaims => 10_000,
             Namespace::Revoked => 50_000,
-            Namespace::Metadata => 100,
-            Namespace::Jwks => 200,
             Namespace::Introspection => 10_000,
-            Namespace::TokenType => 20_000,
             Namespace::SessionInvalidation => 50_000,
             Namespace::RefreshResult => 2_000,
+            Namespace::RefreshLock => 2_000,
             Namespace::ReplayMark => 50_000,
             Namespace::Session => 10_000,
             Namespace::ProviderSession => 50_000,
@@ -251,12 +236,10 @@ impl Namespace {
         match self {
             Namespace::VerifiedClaims => 16 * MIB,
             Namespace::Revoked => 8 * MIB,
-            Namespace::Metadata => 2 * MIB,
-            Namespace::Jwks => 2 * MIB,
             Namespace::Introspection => 8 * MIB,
-            Namespace::TokenType => 2 * MIB,
             Namespace::SessionInvalidation => 8 * MIB,
             Namespace::RefreshResult => 4 * MIB,
+            Namespace::RefreshLock => MIB,
             Namespace::ReplayMark => 8 * MIB,
             Namespace::Session => 32 * MIB,
             Namespace::ProviderSession => 8 * MIB,
@@ -323,7 +306,7 @@ mod tests {
         );
         assert_eq!(
             Namespace::RefreshResult.default_ttl(),
-            Duration::from_secs(5)
+            Duration::from_secs(30)
         );
         for ns in Namespace::ALL {
             assert!(ns.max_entries() > 0 && ns.max_bytes() >= ns.max_entries());

@@ -481,18 +481,6 @@ impl Gate {
         presented(&view.headers)
     }
 
-    /// Applies the gate-wide `Authorization` rule to an allowed request.
-    pub(super) fn finish_allow(&self, d: Decision) -> Decision {
-        let s = &self.inner.settings.bearer;
-        match d {
-            Decision::Allow(mut a) => {
-                a.strip_authorization |= s.enabled && s.strip_authorization;
-                Decision::Allow(a)
-            }
-            other => other,
-        }
-    }
-
     /// Judges a request on its bearer token.
     pub(super) async fn bearer(
         &self,

@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode};
 use super::Gate;
 use super::decision::{Decision, Reply};
 use super::outage::OutagePolicy;
-use super::rescue::Error;
+use super::rescue::{Error, LogoutFault};
 use super::view::RequestView;
 use crate::cache::{CacheKey, Namespace};
 use crate::session::Session;
@@ -77,14 +77,14 @@ impl Gate {
 
     async fn backchannel_inner(&self, body: &[u8]) -> Result<(), Error> {
         if body.len() > MAX_LOGOUT_BODY_BYTES {
-            return Err(Error::BadCallback("logout request too large"));
+            return Err(Error::BadLogoutRequest(LogoutFault::TooLarge));
         }
         let token = url::form_urlencoded::parse(body)
             .find(|(k, _)| k == "logout_token")
             .map(|(_, v)| v.into_owned())
             .or_else(|| std::str::from_utf8(body).ok().map(|s| s.trim().to_owned()))
             .filter(|t| !t.is_empty())
-            .ok_or(Error::BadCallback("missing logout_token"))?;
+            .ok_or(Error::BadLogoutRequest(LogoutFault::MissingToken))?;
         let claims = self.inner.provider.verify_logout_token(&token).await?;
         let jti_key = CacheKey::hashed(&format!("logout-jti:{}", claims.jti));
         let ttl = crate::oidc::MAX_LOGOUT_TOKEN_AGE + self.inner.provider.settings().clock_skew * 2;
@@ -97,7 +97,7 @@ impl Gate {
             .await
             .map_err(|e| Error::SessionStore(e.to_string()))?
         {
-            return Err(Error::BadCallback("logout token replayed"));
+            return Err(Error::BadLogoutRequest(LogoutFault::Replayed));
         }
         tracing::info!(token = %TokenHash::of(&token), sid = claims.sid.is_some(), sub = claims.sub.is_some(), "back-channel logout");
         self.mark_provider_logout(claims.sid.as_deref(), claims.sub.as_deref())
@@ -131,18 +131,18 @@ impl Gate {
         throttle.failure(view.client_ip);
         match view.query_param("iss") {
             Some(iss) if iss.trim_end_matches('/') != self.inner.provider.settings().issuer => {
-                return Err(Error::BadCallback("iss does not match the provider"));
+                return Err(Error::BadLogoutRequest(LogoutFault::IssuerMismatch));
             }
             Some(_) => {}
             None if self.provider_sends_iss().await => {
-                return Err(Error::BadCallback("missing iss"));
+                return Err(Error::BadLogoutRequest(LogoutFault::MissingIssuer));
             }
             None => {}
         }
         let sid = view
             .query_param("sid")
             .filter(|s| !s.is_empty() && s.len() <= 256)
-            .ok_or(Error::BadCallback("missing sid"))?;
+            .ok_or(Error::BadLogoutRequest(LogoutFault::MissingSid))?;
         if self.issued_provider_session(&sid).await {
             self.mark_provider_logout(Some(&sid), None).await?;
             self.inner

@@ -12,7 +12,7 @@
 use http::Method;
 
 use super::decision::Decision;
-use super::rescue::Error;
+use super::rescue::{CallbackFault, Error};
 use super::view::RequestView;
 use super::{Gate, safe_redirect};
 use crate::cache::{CacheKey, Namespace};
@@ -142,19 +142,17 @@ impl Gate {
         }
         let state = view
             .query_param("state")
-            .ok_or(Error::BadCallback("missing state"))?;
+            .ok_or(Error::BadCallback(CallbackFault::MissingState))?;
         let now = self.now();
         let secure = self.secure(view);
         if !self.inner.sessions.carries_login(&view.headers) {
-            return Err(Error::BadCallback(
-                "no login in progress (cookie missing or expired)",
-            ));
+            return Err(Error::BadCallback(CallbackFault::NoLoginInProgress));
         }
         let (login, pending) = self
             .inner
             .sessions
             .take_login(&view.headers, &state, now)
-            .ok_or(Error::BadCallback("state mismatch"))?;
+            .ok_or(Error::BadCallback(CallbackFault::StateMismatch))?;
         // From here on the state is spent, whatever happens: the browser's
         // login cookie loses it, and a copy of the cookie finds it claimed.
         let spent = self.inner.sessions.store_login(&login, secure)?;
@@ -191,7 +189,7 @@ impl Gate {
             .await
         {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Error::BadCallback("login already used")),
+            Ok(false) => Err(Error::BadCallback(CallbackFault::LoginAlreadyUsed)),
             Err(e) => Err(Error::SessionStore(e.to_string())),
         }
     }
@@ -206,7 +204,7 @@ impl Gate {
     ) -> Result<(Vec<http::HeaderValue>, String), Error> {
         let code = view
             .query_param("code")
-            .ok_or(Error::BadCallback("missing code"))?;
+            .ok_or(Error::BadCallback(CallbackFault::MissingCode))?;
         let tokens = self
             .inner
             .provider

@@ -45,7 +45,7 @@ pub use refresh::{
     DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN, DEFAULT_REFRESH_GRACE,
     DEFAULT_REFRESH_RESULT_TTL, RefreshSettings,
 };
-pub use rescue::Error;
+pub use rescue::{CallbackFault, Error, LogoutFault};
 pub use store::SessionStore;
 pub use throttle::{
     DEFAULT_BEARER_FAILURE_PENALTY, DEFAULT_BEARER_FAILURE_THRESHOLD,
@@ -278,6 +278,19 @@ impl Gate {
             Decision::Respond(mut r) if view.verdict && r.status.is_success() => {
                 r.status = StatusCode::FORBIDDEN;
                 Decision::Respond(r)
+            }
+            other => other,
+        }
+    }
+
+    /// Applies the gate-wide rules to an allowed request, whichever check
+    /// allowed it: the bearer `Authorization` rule.
+    fn finish_allow(&self, d: Decision) -> Decision {
+        let s = &self.inner.settings.bearer;
+        match d {
+            Decision::Allow(mut a) => {
+                a.strip_authorization |= s.enabled && s.strip_authorization;
+                Decision::Allow(a)
             }
             other => other,
         }

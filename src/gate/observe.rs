@@ -128,7 +128,7 @@ mod tests {
         assert_eq!(callback_result(&ok), CallbackResult::Success);
         let cases = [
             (
-                Error::BadCallback("state mismatch"),
+                Error::BadCallback(crate::gate::CallbackFault::StateMismatch),
                 CallbackResult::Invalid,
             ),
             (

@@ -28,8 +28,9 @@ use crate::telemetry::metrics::{Metrics, RefreshResult, breaker_value};
 pub const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(60);
 /// Refresh tokens older than this are treated as expired without asking the provider.
 pub const DEFAULT_MAX_REFRESH_TOKEN_AGE: Duration = Duration::from_secs(6 * 3600);
-/// How long a successful refresh result is reused for the same old refresh token.
-pub const DEFAULT_REFRESH_RESULT_TTL: Duration = Duration::from_secs(30);
+/// How long a successful refresh result is reused for the same old refresh
+/// token (the cache's default for refresh results).
+pub use crate::cache::DEFAULT_REFRESH_RESULT_TTL;
 /// Pause before a session retries after a transient refresh failure.
 pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
 /// Consecutive transient failures that open the token-endpoint breaker.
@@ -40,8 +41,6 @@ pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
 pub const DEFAULT_CROSS_REPLICA_WAIT: Duration = Duration::from_secs(5);
 /// Poll interval while waiting for another replica's result.
 const CROSS_REPLICA_POLL: Duration = Duration::from_millis(50);
-/// Lifetime of the cross-replica "refresh in progress" mark.
-const REFRESH_LOCK_TTL: Duration = Duration::from_secs(15);
 /// Most refresh results and cooldowns remembered at once.
 pub(crate) const MAX_TRACKED_REFRESHES: u64 = 100_000;
 
@@ -246,28 +245,25 @@ impl Refresher {
         })
     }
 
-    fn shared_key(key: &str, kind: &str) -> Option<CacheKey> {
-        CacheKey::new(format!("{kind}:{key}")).ok()
-    }
-
     /// Marks this refresh as in progress across replicas; true when this
     /// replica may send the grant (also when the cache cannot answer).
     async fn claim_flight(&self, key: &str) -> bool {
-        let Some(k) = Self::shared_key(key, "lock") else {
+        let Ok(k) = CacheKey::new(key) else {
             return true;
         };
+        let ns = Namespace::RefreshLock;
         self.caches
-            .set_if_absent(Namespace::RefreshResult, &k, &1u8, REFRESH_LOCK_TTL)
+            .set_if_absent(ns, &k, &1u8, ns.default_ttl())
             .await
             .unwrap_or(true)
     }
 
     /// Removes the "refresh in progress" mark of a flight that failed.
     async fn release_flight(&self, key: &str) {
-        let Some(k) = Self::shared_key(key, "lock") else {
+        let Ok(k) = CacheKey::new(key) else {
             return;
         };
-        if let Err(e) = self.caches.delete(Namespace::RefreshResult, &k).await {
+        if let Err(e) = self.caches.delete(Namespace::RefreshLock, &k).await {
             tracing::debug!(error = %e, "refresh mark not released");
         }
     }
@@ -290,7 +286,7 @@ impl Refresher {
     /// Stores a success for other replicas, sealed with a key derived from
     /// the old refresh token: only a holder of that token can read it.
     async fn publish_result(&self, key: &str, rt: &str, session: &Session) {
-        let Some(k) = Self::shared_key(key, "result") else {
+        let Ok(k) = CacheKey::new(key) else {
             return;
         };
         let Some(sealed) = seal_result(rt, session) else {
@@ -311,7 +307,7 @@ impl Refresher {
     }
 
     async fn shared_result(&self, key: &str, rt: &str) -> Option<Arc<Session>> {
-        let k = Self::shared_key(key, "result")?;
+        let k = CacheKey::new(key).ok()?;
         let sealed: String = self.caches.get(Namespace::RefreshResult, &k).await.ok()??;
         open_result(rt, &sealed).map(Arc::new)
     }

@@ -29,9 +29,13 @@ pub enum Error {
     /// The endpoint does not accept this method.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
-    /// The callback is malformed or does not match a pending login.
+    /// The login callback is malformed or does not match a pending login.
     #[error("bad callback: {0}")]
-    BadCallback(&'static str),
+    BadCallback(CallbackFault),
+    /// A back- or front-channel logout request from the provider is malformed,
+    /// replayed, or names another issuer.
+    #[error("bad logout request: {0}")]
+    BadLogoutRequest(LogoutFault),
     /// The provider sent the user back with an error.
     #[error("provider error: {0}")]
     ProviderDenied(String),
@@ -95,6 +99,49 @@ fn logged_path(path: &str) -> &str {
     }
 }
 
+/// Why a login callback was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackFault {
+    /// No `state` parameter.
+    #[error("missing state")]
+    MissingState,
+    /// The browser carries no login cookie (missing or expired).
+    #[error("no login in progress (cookie missing or expired)")]
+    NoLoginInProgress,
+    /// `state` matches no login this browser started.
+    #[error("state mismatch")]
+    StateMismatch,
+    /// The login was already completed (a replayed callback).
+    #[error("login already used")]
+    LoginAlreadyUsed,
+    /// No `code` parameter.
+    #[error("missing code")]
+    MissingCode,
+}
+
+/// Why a logout request from the provider was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LogoutFault {
+    /// The back-channel body is larger than a logout token can be.
+    #[error("logout request too large")]
+    TooLarge,
+    /// The back-channel body carries no `logout_token`.
+    #[error("missing logout_token")]
+    MissingToken,
+    /// The logout token's `jti` was seen before.
+    #[error("logout token replayed")]
+    Replayed,
+    /// Front-channel `iss` names another provider.
+    #[error("iss does not match the provider")]
+    IssuerMismatch,
+    /// Front-channel `iss` is missing though the provider declares it sends it.
+    #[error("missing iss")]
+    MissingIssuer,
+    /// Front-channel `sid` is missing, empty or too long.
+    #[error("missing sid")]
+    MissingSid,
+}
+
 /// Maps an engine error to the reply the client sees.
 pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
     let json = view.wants_json();
@@ -115,6 +162,7 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
         Error::UnsafeRedirect => (StatusCode::BAD_REQUEST, "Invalid redirect target".into()),
         Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed".into()),
         Error::BadCallback(why) => (StatusCode::BAD_REQUEST, format!("Invalid login callback: {why}")),
+        Error::BadLogoutRequest(why) => (StatusCode::BAD_REQUEST, format!("Invalid logout request: {why}")),
         Error::ProviderDenied(desc) => {
             (StatusCode::BAD_REQUEST, format!("Authentication error from provider: {desc}"))
         }

@@ -314,7 +314,7 @@ impl Policy {
         claims: &Map<String, Value>,
         tokens: Tokens<'_>,
     ) -> HeaderMap {
-        let mut h = self.upstream_headers(id, true);
+        let mut h = self.upstream_headers(id);
         let th = &self.settings.token_headers;
         if th.is_empty() {
             return h;
@@ -396,15 +396,11 @@ impl Policy {
         Ok(())
     }
 
-    /// Identity headers for the upstream. With `complete`, every header name
-    /// the gate owns is present (empty when unknown) so a forward-auth proxy
-    /// that copies them overwrites whatever the client sent.
-    pub fn upstream_headers(&self, id: &Identity, complete: bool) -> HeaderMap {
-        let mut h = if complete {
-            blank_identity_headers()
-        } else {
-            HeaderMap::new()
-        };
+    /// Identity headers for the upstream. Every header name the gate owns is
+    /// present (empty when unknown) so a forward-auth proxy that copies them
+    /// overwrites whatever the client sent.
+    pub fn upstream_headers(&self, id: &Identity) -> HeaderMap {
+        let mut h = blank_identity_headers();
         let mut put = |name: &'static str, v: Option<&str>| {
             // UTF-8 travels as obs-text; identifiers that cannot be a
             // header value were refused when the identity was built.
@@ -425,16 +421,6 @@ impl Policy {
             put("x-auth-request-groups", groups.as_deref());
             put("x-user-groups", groups.as_deref());
             put("x-user-roles", roles.as_deref());
-        } else if complete {
-            for name in [
-                "x-auth-request-user",
-                "x-auth-request-email",
-                "x-auth-request-groups",
-                "x-user-groups",
-                "x-user-roles",
-            ] {
-                put(name, None);
-            }
         }
         h
     }
@@ -622,7 +608,7 @@ mod tests {
         let p = Policy::new(PolicySettings::default());
         let c = claims(json!({"sub":"s","email":"jürgen@example.com","email_verified":true}));
         let id = p.identity_from_claims(&c, "email").unwrap();
-        let h = p.upstream_headers(&id, true);
+        let h = p.upstream_headers(&id);
         assert_eq!(
             h["x-forwarded-user"].as_bytes(),
             "jürgen@example.com".as_bytes()
@@ -692,17 +678,17 @@ mod tests {
             roles: vec![],
         };
         let p = Policy::new(PolicySettings::default());
-        let h = p.upstream_headers(&id, false);
+        let h = p.upstream_headers(&id);
         assert_eq!(h["x-forwarded-user"], "a@example.com");
         assert_eq!(h["x-user-groups"], "staff,dev");
-        assert!(h.get("x-user-roles").is_none());
-        let h = p.upstream_headers(&id, true);
         assert_eq!(h["x-user-roles"], "");
         let m = Policy::new(PolicySettings {
             minimal_headers: true,
             ..PolicySettings::default()
         });
-        let h = m.upstream_headers(&id, false);
-        assert_eq!(h.len(), 1);
+        let h = m.upstream_headers(&id);
+        assert_eq!(h["x-forwarded-user"], "a@example.com");
+        assert_eq!(h["x-user-groups"], "", "minimal: present but empty");
+        assert_eq!(h.len(), blank_identity_headers().len());
     }
 }

@@ -62,7 +62,7 @@ impl GateServer {
     async fn start(yaml: &str, clock: SharedClock) -> GateServer {
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
-        let gate = oidcgate::build_gate(&cfg, clock).unwrap();
+        let gate = oidcgate::assemble(&cfg, oidcgate::cache::Caches::memory(), clock).unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();

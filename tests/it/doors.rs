@@ -377,8 +377,12 @@ async fn request_during_startup_discovery_is_not_refused() {
     );
     let yaml = gate_yaml(&idp, None, "");
     let cfg = oidcgate::config::Config::from_yaml(&yaml, &|_| None).unwrap();
-    let gate =
-        oidcgate::build_gate(&cfg, std::sync::Arc::new(oidcgate::clock::SystemClock)).unwrap();
+    let gate = oidcgate::assemble(
+        &cfg,
+        oidcgate::cache::Caches::memory(),
+        std::sync::Arc::new(oidcgate::clock::SystemClock),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();

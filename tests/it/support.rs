@@ -92,7 +92,12 @@ impl GateServer {
         }
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
-        let gate = oidcgate::build_gate(&cfg, Arc::new(oidcgate::clock::SystemClock)).unwrap();
+        let gate = oidcgate::assemble(
+            &cfg,
+            oidcgate::cache::Caches::memory(),
+            Arc::new(oidcgate::clock::SystemClock),
+        )
+        .unwrap();
         // Discover before serving, as a readiness probe would wait for: a
         // request racing the background start-up discovery gets 503 (see
         // `doors::request_during_startup_discovery_is_not_refused`). A dead
