@@ -6,7 +6,7 @@
 //! dynamic-configuration file) and overlays the environment. `raw` splits
 //! the block into one raw part per concern and deserializes each, collecting
 //! every type error and unknown key with its full key path. Then one function
-//! per concern (`provider`, `client_auth`, `session`, `endpoints`, `policy`, `refresh`,
+//! per concern (`provider`, `client_auth`, `github`, `session`, `endpoints`, `policy`, `refresh`,
 //! `bearer`, `redis`, `doors`, `inert`) turns its raw part into settings,
 //! reporting every refusal into one report. A file with problems gives all
 //! of them at once ([`ConfigErrors`]); keys accepted without effect give one
@@ -26,6 +26,7 @@ mod client_auth;
 mod document;
 mod doors;
 mod endpoints;
+mod github;
 mod headers;
 mod inert;
 mod policy;
@@ -216,16 +217,31 @@ impl Config {
     /// Validates each concern; refusals go to `r` and leave defaults behind.
     fn from_raw(raw: raw::RawConfig, env: &dyn Fn(&str) -> Option<String>, r: &mut Report) -> Self {
         let audience = raw.provider.audience.clone();
+        let listed_scopes = raw.provider.scopes.clone();
+        let github_selected = github::is_github(
+            &raw.provider.provider_url,
+            raw.provider.provider_type.as_deref(),
+        );
         let has_secret = !raw.provider.client_secret.expose().is_empty();
         let provider::Parts {
             mut provider,
-            scopes,
+            mut scopes,
             override_scopes,
             pkce,
             audience: gate_audience,
             extra_auth_params,
         } = provider::settings(raw.provider, r);
         client_auth::settings(raw.client_auth, has_secret, &mut provider, r);
+        let github_keys = github::ProviderKeys {
+            issuer: &provider.issuer,
+            selected: github_selected,
+            scopes: &listed_scopes,
+            override_scopes,
+        };
+        if let Some((gh, gh_scopes)) = github::settings(raw.github, &github_keys, r) {
+            provider.github = Some(gh);
+            scopes = gh_scopes;
+        }
         let endpoints = endpoints::settings(raw.endpoints, r);
         let session::Parts {
             session,

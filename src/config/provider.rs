@@ -19,6 +19,9 @@ use crate::gate::DEFAULT_SCOPES;
 use crate::oidc::{HttpSettings, ProviderSettings};
 use crate::session::SecretString;
 
+/// The values `providerType` accepts.
+pub(super) const PROVIDER_TYPES: &[&str] = &["oidc", super::github::GITHUB_PROVIDER_TYPE];
+
 /// Warning text of a key accepted before it has an effect.
 pub(super) const NOT_YET_EFFECTIVE: &str = "accepted, not yet effective in oidcgate";
 
@@ -29,6 +32,10 @@ pub(super) struct Raw {
     /// Issuer URL.
     #[serde(rename = "providerURL")]
     pub(super) provider_url: String,
+    /// The kind of provider (`oidc`, `github`); unset means OpenID Connect
+    /// unless `providerURL` is `https://github.com`.
+    #[serde(rename = "providerType")]
+    pub(super) provider_type: Option<String>,
     /// OAuth client id.
     #[serde(rename = "clientID")]
     pub(super) client_id: String,
@@ -106,9 +113,27 @@ pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
     if raw.client_id.trim().is_empty() {
         r.error("clientID", "is required");
     }
+    if let Some(t) = raw
+        .provider_type
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        && !PROVIDER_TYPES.contains(&t.to_ascii_lowercase().as_str())
+    {
+        r.error(
+            "providerType",
+            format!("expected one of {}, got {t:?}", PROVIDER_TYPES.join(", ")),
+        );
+    }
+    let oidc = !super::github::is_github(&issuer, raw.provider_type.as_deref());
     let http = http_settings(&raw, r);
 
-    let scopes = scopes(raw.override_scopes, std::mem::take(&mut raw.scopes), r);
+    let scopes = scopes(
+        raw.override_scopes,
+        std::mem::take(&mut raw.scopes),
+        oidc,
+        r,
+    );
     warn_not_yet_effective(&raw, r);
 
     let mut provider =
@@ -152,13 +177,14 @@ fn http_settings(raw: &Raw, r: &mut Report) -> HttpSettings {
     http
 }
 
-/// The requested scopes: the defaults plus `scopes`, or `scopes` alone.
-fn scopes(override_scopes: bool, listed: Vec<String>, r: &mut Report) -> Vec<String> {
+/// The requested scopes: the defaults plus `scopes`, or `scopes` alone
+/// (which must include `openid` for an OpenID Provider).
+fn scopes(override_scopes: bool, listed: Vec<String>, oidc: bool, r: &mut Report) -> Vec<String> {
     if override_scopes {
         let scopes = dedup(listed);
         if scopes.is_empty() {
             r.error("scopes", "overrideScopes is true but scopes is empty");
-        } else if !scopes.iter().any(|s| s == "openid") {
+        } else if oidc && !scopes.iter().any(|s| s == "openid") {
             r.error("scopes", "must include openid");
         }
         scopes

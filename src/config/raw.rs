@@ -20,7 +20,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Report, bearer, client_auth, doors, endpoints, headers, inert, policy, provider, redis,
+    Report, bearer, client_auth, doors, endpoints, github, headers, inert, policy, provider, redis,
     refresh, session,
 };
 
@@ -38,6 +38,7 @@ pub(super) struct RawConfig {
     pub(super) doors: doors::Raw,
     pub(super) inert: inert::Raw,
     pub(super) headers: headers::Raw,
+    pub(super) github: github::Raw,
 }
 
 /// Every top-level key the configuration accepts, sorted. Lists the same
@@ -55,6 +56,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<doors::Raw>(),
         field_names::<inert::Raw>(),
         field_names::<headers::Raw>(),
+        field_names::<github::Raw>(),
     ]
     .concat();
     keys.sort_unstable();
@@ -76,6 +78,7 @@ impl RawConfig {
             doors: take(&mut block, &[], r),
             inert: take(&mut block, &[], r),
             headers: take(&mut block, &headers::nested_blocks(), r),
+            github: take(&mut block, &[], r),
         };
         let known = known_keys();
         for (k, _) in &block {
@@ -386,6 +389,10 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("maxRefreshTokenAgeSeconds", EnvKind::Int),
     ("refreshBreakerThreshold", EnvKind::Int),
     ("refreshBreakerOpenSeconds", EnvKind::Int),
+    ("providerType", EnvKind::Str),
+    ("allowedOrganizations", EnvKind::List),
+    ("allowedTeams", EnvKind::List),
+    ("githubAPIURL", EnvKind::Str),
 ];
 
 /// `providerURL` → `OIDCGATE_PROVIDER_URL`.

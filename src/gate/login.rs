@@ -214,9 +214,12 @@ impl Gate {
                 pending.pkce_verifier.as_deref(),
             )
             .await?;
-        let session = self
-            .session_from_tokens(tokens, Some(&pending.nonce), None)
-            .await?;
+        let session = if self.inner.provider.github().is_some() {
+            self.session_from_github(tokens).await?
+        } else {
+            self.session_from_tokens(tokens, Some(&pending.nonce), None)
+                .await?
+        };
         let identity = self.identity_of(&session);
         self.inner
             .policy
@@ -326,7 +329,7 @@ impl Gate {
         })
     }
 
-    fn identity_of(&self, s: &Session) -> crate::policy::Identity {
+    pub(super) fn identity_of(&self, s: &Session) -> crate::policy::Identity {
         crate::policy::Identity {
             identifier: s.identifier.clone(),
             subject: s.subject.clone(),

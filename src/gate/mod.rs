@@ -8,6 +8,7 @@
 mod bearer;
 mod channels;
 mod decision;
+mod github;
 mod headers;
 mod health;
 mod login;

@@ -155,6 +155,14 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
             StatusCode::FORBIDDEN,
             "Access denied: you do not have any of the allowed roles or groups.".into(),
         ),
+        Error::Forbidden(Forbid::Organization) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: you are not a member of an allowed GitHub organization.".into(),
+        ),
+        Error::Forbidden(Forbid::Team) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: you are not a member of an allowed GitHub team.".into(),
+        ),
         Error::AmbiguousIdentityHeader => (
             StatusCode::BAD_REQUEST,
             "Request carries a forbidden identity header".into(),

@@ -87,6 +87,22 @@ impl Jwks {
         })
     }
 
+    /// A key set without keys and without a URI to fetch them from (a
+    /// provider that signs nothing, such as GitHub): every lookup fails
+    /// with [`Error::TokenUnknownKey`].
+    pub(crate) fn empty(clock: SharedClock) -> Self {
+        let now = clock.now_ms();
+        Self {
+            uri: String::new(),
+            keys: ArcSwap::from_pointee(KeyMap::default()),
+            fetched_at_ms: AtomicU64::new(now),
+            refresh: tokio::sync::Mutex::new(()),
+            min_interval: Duration::MAX,
+            max_age: Duration::MAX,
+            clock,
+        }
+    }
+
     /// When the keys were last fetched (or a refetch attempted), in
     /// milliseconds on the injected clock.
     pub(crate) fn fetched_at_ms(&self) -> u64 {

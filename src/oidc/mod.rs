@@ -12,6 +12,7 @@
 mod client_auth;
 mod discovery;
 mod error;
+mod github;
 mod http;
 mod introspect;
 mod jwks;
@@ -27,6 +28,10 @@ pub use client_auth::{
 };
 pub use discovery::ProviderMetadata;
 pub use error::{Error, OAuthErrorKind};
+pub use github::{
+    DEFAULT_GITHUB_MAX_PAGES, DEFAULT_GITHUB_SCOPES, GITHUB_API_URL, GITHUB_ORG_SCOPE,
+    GITHUB_PER_PAGE, GITHUB_WEB_URL, GitHubSettings, GitHubUser,
+};
 pub use http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpSettings,
 };

@@ -19,6 +19,7 @@ use super::client_auth::{
     AssertionAudience, AssertionKey, ClientAuthMethod, ClientCredentials, select_method,
 };
 use super::discovery::{ProviderMetadata, discover};
+use super::github::{self, GitHubSettings, GitHubUser};
 use super::http::{HttpSettings, build_client};
 use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
@@ -64,6 +65,9 @@ pub struct ProviderSettings {
     pub jwks_min_refresh_interval: Duration,
     /// RFC 7662 endpoint overriding the discovered `introspection_endpoint`.
     pub introspection_url: Option<String>,
+    /// GitHub (OAuth 2.0 without OpenID Connect) instead of an OpenID
+    /// Provider: no discovery, identity from GitHub's API.
+    pub github: Option<GitHubSettings>,
 }
 
 impl ProviderSettings {
@@ -82,6 +86,7 @@ impl ProviderSettings {
             discovery_retry_interval: DEFAULT_DISCOVERY_RETRY_INTERVAL,
             jwks_min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
             introspection_url: None,
+            github: None,
         }
     }
 }
@@ -207,6 +212,9 @@ impl Provider {
         }
         self.last_attempt_ms
             .store(self.clock.now_ms().max(1), Ordering::Release);
+        if let Some(gh) = &self.settings.github {
+            return self.github_discovered(gh);
+        }
         let result = async {
             let metadata = self
                 .observed(
@@ -263,6 +271,35 @@ impl Provider {
                 Err(e)
             }
         }
+    }
+
+    /// GitHub has no discovery document or keys: its fixed endpoints stand
+    /// in for them, with an empty key set and `client_secret_post`.
+    fn github_discovered(&self, gh: &GitHubSettings) -> Result<Arc<Discovered>, Error> {
+        let d = Arc::new(Discovered {
+            metadata: gh.metadata()?,
+            jwks: Jwks::empty(self.clock.clone()),
+            client_auth: ClientAuthMethod::ClientSecretPost,
+        });
+        self.state.store(Some(d.clone()));
+        Ok(d)
+    }
+
+    /// The GitHub settings when this provider is GitHub.
+    pub fn github(&self) -> Option<&GitHubSettings> {
+        self.settings.github.as_ref()
+    }
+
+    /// Who holds `access_token` at GitHub (profile, verified primary
+    /// e-mail, and the memberships the rules need). Fails with
+    /// [`Error::Config`] when this provider is not GitHub.
+    pub async fn github_user(&self, access_token: &str) -> Result<GitHubUser, Error> {
+        let gh = self
+            .settings
+            .github
+            .as_ref()
+            .ok_or_else(|| Error::Config("not a GitHub provider".into()))?;
+        github::user(&self.client, gh, access_token).await
     }
 
     /// Verifies an ID token: signature, `iss`, `aud`, `azp`, times, and the
@@ -474,6 +511,21 @@ impl Provider {
         ];
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
+        }
+        if self.settings.github.is_some() {
+            let r = self
+                .observed(
+                    IdpEndpoint::TokenCode,
+                    github::exchange_code(
+                        &self.client,
+                        &d.metadata.token_endpoint,
+                        &self.settings.client_id,
+                        self.settings.client_secret.expose(),
+                        &form,
+                    ),
+                )
+                .await;
+            return self.note_refusal(&d, "token", r);
         }
         let r = self
             .observed(

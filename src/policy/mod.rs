@@ -191,6 +191,10 @@ pub enum Forbid {
     User,
     /// None of the required roles or groups.
     RoleOrGroup,
+    /// Not a member of any allowed GitHub organization.
+    Organization,
+    /// Not a member of any allowed GitHub team.
+    Team,
 }
 
 /// Why claims do not yield an identity.

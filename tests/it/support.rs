@@ -390,6 +390,20 @@ impl Browser {
         }
     }
 
+    /// A browser reaching `gate` through `door`, logging in at a provider
+    /// other than the test OpenID Provider (listening on `provider`).
+    pub(crate) fn for_provider(door: Door, gate: &GateServer, provider: SocketAddr) -> Browser {
+        Browser {
+            http: client(),
+            jar: BTreeMap::new(),
+            door,
+            gate: gate.addr(),
+            idp: provider,
+            origin: app_origin(door, gate),
+            extra_headers: Vec::new(),
+        }
+    }
+
     /// The same cookies, reaching another gate through the same door.
     pub(crate) fn via(&self, gate: &GateServer) -> Browser {
         Browser {
