@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::Report;
 use crate::policy::PolicySettings;
+use crate::policy::claims::ClaimPath;
 
 /// The authorization keys as written.
 #[derive(Default, Deserialize)]
@@ -91,7 +92,10 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
     ] {
         match value.map(|v| v.trim().to_owned()) {
             Some(v) if v.is_empty() => r.error(key, "must name a claim"),
-            Some(v) => *field = v,
+            Some(v) => match ClaimPath::parse(&v) {
+                Ok(_) => *field = v,
+                Err(e) => r.error(key, e.to_string()),
+            },
             None => {}
         }
     }
@@ -114,6 +118,11 @@ mod tests {
             ("userIdentifierClaim: ''\n", &["userIdentifierClaim"]),
             ("roleClaimName: ' '\n", &["roleClaimName"]),
             ("groupClaimName: [a]\n", &["groupClaimName"]),
+            ("roleClaimName: 'realm_access..roles'\n", &["roleClaimName"]),
+            (
+                "groupClaimName: '\"https://x/groups'\n",
+                &["groupClaimName"],
+            ),
             ("allowedUsers: a@b.c\n", &["allowedUsers"]),
             ("minimalHeaders: 3\n", &["minimalHeaders"]),
         ];

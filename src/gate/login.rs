@@ -250,6 +250,22 @@ impl Gate {
     ) -> Result<Session, Error> {
         let now = self.now();
         let provider = &self.inner.provider;
+        // The access token first: a verified JWT access token may carry the
+        // roles or groups the ID token lacks (Keycloak's `realm_access`).
+        let mut expires_at_from_at = None;
+        let mut at_claims = None;
+        if Provider::looks_like_jwt(&tokens.access_token) {
+            let at = provider
+                .verify_access_token(
+                    &tokens.access_token,
+                    self.inner.settings.audience.as_deref(),
+                )
+                .await?;
+            expires_at_from_at = Some(u64::try_from(at.claims().exp).unwrap_or(0));
+            at_claims = Some(at.claims().extra.clone());
+        } else if let Some(secs) = tokens.expires_in {
+            expires_at_from_at = Some(now.saturating_add(secs));
+        }
         // A refresh may come without a new ID token: the session keeps the
         // identity it had; at login an ID token is required.
         let (raw_id, id_exp, idp_sid, identity) = match (tokens.id_token.clone(), previous) {
@@ -258,10 +274,12 @@ impl Gate {
                 let claims = id.claims();
                 let mut all = claims.extra.clone();
                 all.insert("sub".into(), claims.sub.clone().into());
-                let identity = self.inner.policy.identity_from_claims(
-                    &all,
-                    &self.inner.policy.settings().user_identifier_claim,
-                )?;
+                let policy = &self.inner.policy;
+                if let Some(at) = &at_claims {
+                    policy.fill_roles_and_groups(&mut all, at);
+                }
+                let identity =
+                    policy.identity_from_claims(&all, &policy.settings().user_identifier_claim)?;
                 if let Some(prev) = previous {
                     if prev.subject != identity.subject {
                         return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
@@ -287,18 +305,7 @@ impl Gate {
                 .into());
             }
         };
-        let mut expires_at = id_exp;
-        if Provider::looks_like_jwt(&tokens.access_token) {
-            let at = provider
-                .verify_access_token(
-                    &tokens.access_token,
-                    self.inner.settings.audience.as_deref(),
-                )
-                .await?;
-            expires_at = u64::try_from(at.claims().exp).unwrap_or(0);
-        } else if let Some(secs) = tokens.expires_in {
-            expires_at = now.saturating_add(secs);
-        }
+        let expires_at = expires_at_from_at.unwrap_or(id_exp);
         let rotated = tokens.refresh_token.is_some();
         let refresh_token = tokens
             .refresh_token

@@ -5,6 +5,7 @@
 //! I/O, no tokens, no HTTP requests. Both the cookie path and the bearer path
 //! end here, so a rule is written once.
 
+pub mod claims;
 pub mod security;
 pub mod template;
 pub mod token_headers;
@@ -14,6 +15,7 @@ use std::collections::HashSet;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
+use claims::{ClaimPath, scalar};
 use security::{SecurityHeaderSettings, SecurityHeaders};
 use token_headers::{TokenHeaderSettings, Tokens};
 
@@ -23,6 +25,8 @@ pub const DEFAULT_USER_IDENTIFIER_CLAIM: &str = "email";
 pub const DEFAULT_ROLE_CLAIM: &str = "roles";
 /// Default claim holding groups (`groupClaimName`).
 pub const DEFAULT_GROUP_CLAIM: &str = "groups";
+/// Default claim saying the provider verified `email`.
+pub const DEFAULT_EMAIL_VERIFIED_CLAIM: &str = "email_verified";
 /// Longest identifier accepted into a header (`maxIdentifierLength`).
 pub const DEFAULT_MAX_IDENTIFIER_BYTES: usize = 256;
 /// Longest joined group or role list sent upstream.
@@ -130,12 +134,15 @@ pub struct PolicySettings {
     pub allowed_domains: Vec<String>,
     /// At least one of these roles or groups is required, when not empty.
     pub allowed_roles_and_groups: Vec<String>,
-    /// Claim naming the user; falls back to `sub`.
+    /// Claim naming the user (a [`ClaimPath`]); falls back to `sub`.
     pub user_identifier_claim: String,
-    /// Claim holding roles.
+    /// Claim holding roles (a [`ClaimPath`]).
     pub role_claim: String,
-    /// Claim holding groups.
+    /// Claim holding groups (a [`ClaimPath`]).
     pub group_claim: String,
+    /// The claim whose `true` (boolean or string) says the provider verified
+    /// `email` (`email_verified`; Entra ID's is `xms_edov`).
+    pub email_verified_claim: String,
     /// Send only `X-Forwarded-User`.
     pub minimal_headers: bool,
     /// Longest identifier accepted.
@@ -160,6 +167,7 @@ impl Default for PolicySettings {
             user_identifier_claim: DEFAULT_USER_IDENTIFIER_CLAIM.into(),
             role_claim: DEFAULT_ROLE_CLAIM.into(),
             group_claim: DEFAULT_GROUP_CLAIM.into(),
+            email_verified_claim: DEFAULT_EMAIL_VERIFIED_CLAIM.into(),
             minimal_headers: false,
             max_identifier_bytes: DEFAULT_MAX_IDENTIFIER_BYTES,
             insecure_allow_unverified_email: false,
@@ -219,6 +227,8 @@ pub struct Policy {
     users: HashSet<String>,
     domains: HashSet<String>,
     roles_and_groups: HashSet<String>,
+    role_path: ClaimPath,
+    group_path: ClaimPath,
     /// Spelling keys of configured header names that are not identity headers.
     extra_strip: Vec<String>,
     /// Every configured token-header name.
@@ -238,6 +248,8 @@ impl Policy {
                 .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
                 .collect(),
             roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
+            role_path: claim_path(&settings.role_claim),
+            group_path: claim_path(&settings.group_claim),
             token_names: settings.token_headers.names(),
             extra_strip: settings
                 .token_headers
@@ -335,22 +347,25 @@ impl Policy {
         &self.security
     }
 
-    /// Builds an identity from token claims using `claim` for the identifier
-    /// (falling back to `sub`).
+    /// Builds an identity from token claims using `claim` (a [`ClaimPath`])
+    /// for the identifier (falling back to `sub`).
     ///
-    /// An identifier taken from the `email` claim requires `email_verified`
-    /// to be true (unless `insecure_allow_unverified_email`); an unverified
-    /// `email` that is not the identifier is left out of the identity. An
-    /// identifier that cannot travel as a header value is refused.
+    /// An identifier taken from the `email` claim requires the provider's
+    /// e-mail-verified claim to be true (unless
+    /// `insecure_allow_unverified_email`); an unverified `email` that is not
+    /// the identifier is left out of the identity. An identifier that
+    /// cannot travel as a header value is refused.
     pub fn identity_from_claims(
         &self,
         claims: &Map<String, Value>,
         claim: &str,
     ) -> Result<Identity, IdentityError> {
+        let path = claim_path(claim);
         let subject = scalar(claims.get("sub")).unwrap_or_default();
-        let from_claim = scalar(claims.get(claim)).filter(|s| !s.trim().is_empty());
-        let email_ok = self.settings.insecure_allow_unverified_email || email_verified(claims);
-        if claim == "email" && from_claim.is_some() && !email_ok {
+        let from_claim = path.scalar(claims).filter(|s| !s.trim().is_empty());
+        let email_ok = self.settings.insecure_allow_unverified_email
+            || email_verified(claims, &self.settings.email_verified_claim);
+        if path.is("email") && from_claim.is_some() && !email_ok {
             return Err(IdentityError::UnverifiedEmail);
         }
         let identifier = from_claim
@@ -366,9 +381,37 @@ impl Policy {
             identifier,
             subject,
             email: scalar(claims.get("email")).filter(|_| email_ok),
-            groups: list(claims.get(&self.settings.group_claim)),
-            roles: list(claims.get(&self.settings.role_claim)),
+            groups: self.group_path.list(claims),
+            roles: self.role_path.list(claims),
         })
+    }
+
+    /// True when the claims hold something at the group or role path.
+    pub fn has_groups_or_roles(&self, claims: &Map<String, Value>) -> bool {
+        self.group_path.get(claims).is_some() || self.role_path.get(claims).is_some()
+    }
+
+    /// True when a rule needs roles or groups (`allowedRolesAndGroups`).
+    pub fn requires_roles_or_groups(&self) -> bool {
+        !self.roles_and_groups.is_empty()
+    }
+
+    /// Copies into `claims` the top-level claims that hold the role and
+    /// group paths when `claims` lacks them and `other` (another verified
+    /// source of the same user: the access token, userinfo) has them.
+    pub fn fill_roles_and_groups(
+        &self,
+        claims: &mut Map<String, Value>,
+        other: &Map<String, Value>,
+    ) {
+        for path in [&self.role_path, &self.group_path] {
+            if path.get(claims).is_none() && path.get(other).is_some() {
+                let top = path.top();
+                if let Some(v) = other.get(top) {
+                    claims.insert(top.to_owned(), v.clone());
+                }
+            }
+        }
     }
 
     /// Applies the allowlists.
@@ -430,32 +473,19 @@ impl Policy {
     }
 }
 
-/// A claim value as a string: strings as they are, numbers and booleans printed.
-fn scalar(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+/// `text` as a claim path; configuration refuses paths that do not parse,
+/// so the fallback (the text as one key) is never reached from a file.
+fn claim_path(text: &str) -> ClaimPath {
+    ClaimPath::parse(text).unwrap_or_else(|_| ClaimPath::single(text))
 }
 
-/// True when the provider vouches for the `email` claim: `email_verified`
+/// True when the provider vouches for the `email` claim: `verified_claim`
 /// is the boolean `true` or the string `"true"` (some providers send a string).
-fn email_verified(claims: &Map<String, Value>) -> bool {
-    match claims.get("email_verified") {
+fn email_verified(claims: &Map<String, Value>, verified_claim: &str) -> bool {
+    match claims.get(verified_claim) {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
         _ => false,
-    }
-}
-
-/// A claim value as a list: an array of scalars, or one scalar.
-fn list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| scalar(Some(x))).collect(),
-        Some(other) => scalar(Some(other)).into_iter().collect(),
-        None => Vec::new(),
     }
 }
 
@@ -519,6 +549,69 @@ mod tests {
         assert_eq!(
             p.identity_from_claims(&claims(json!({"sub":"a;b=c"})), "email"),
             Err(IdentityError::Unsafe)
+        );
+    }
+
+    #[test]
+    fn roles_and_groups_come_from_claim_paths() {
+        let p = Policy::new(PolicySettings {
+            role_claim: "realm_access.roles".into(),
+            group_claim: "\"https://example.com/groups\"".into(),
+            user_identifier_claim: "profile.login".into(),
+            allowed_roles_and_groups: vec!["admin".into()],
+            ..PolicySettings::default()
+        });
+        let c = claims(json!({
+            "sub": "s",
+            "realm_access": {"roles": ["admin"]},
+            "https://example.com/groups": ["eng"],
+            "profile": {"login": "kim"},
+        }));
+        let id = p
+            .identity_from_claims(&c, &p.settings().user_identifier_claim)
+            .unwrap();
+        assert_eq!(id.identifier, "kim");
+        assert_eq!(id.roles, ["admin"]);
+        assert_eq!(id.groups, ["eng"]);
+        assert!(p.authorize(&id).is_ok());
+        // The flat key of the same name is not the nested claim.
+        let flat = claims(json!({"sub": "s", "realm_access.roles": ["admin"]}));
+        let id = p.identity_from_claims(&flat, "sub").unwrap();
+        assert_eq!(p.authorize(&id), Err(Forbid::RoleOrGroup));
+    }
+
+    #[test]
+    fn roles_missing_from_the_id_token_are_filled_from_another_source() {
+        let p = Policy::new(PolicySettings {
+            role_claim: "realm_access.roles".into(),
+            ..PolicySettings::default()
+        });
+        let mut id_token = claims(json!({"sub": "s", "groups": ["g"]}));
+        let access =
+            claims(json!({"sub": "s", "realm_access": {"roles": ["r"]}, "groups": ["other"]}));
+        p.fill_roles_and_groups(&mut id_token, &access);
+        let id = p.identity_from_claims(&id_token, "sub").unwrap();
+        assert_eq!(
+            (id.roles, id.groups),
+            (vec!["r".to_owned()], vec!["g".to_owned()])
+        );
+    }
+
+    #[test]
+    fn the_email_verified_claim_is_the_providers() {
+        let p = Policy::new(PolicySettings {
+            email_verified_claim: "xms_edov".into(),
+            ..PolicySettings::default()
+        });
+        let c = claims(json!({"sub":"s","email":"a@corp.com","email_verified":true}));
+        assert_eq!(
+            p.identity_from_claims(&c, "email"),
+            Err(IdentityError::UnverifiedEmail)
+        );
+        let c = claims(json!({"sub":"s","email":"a@corp.com","xms_edov":true}));
+        assert_eq!(
+            p.identity_from_claims(&c, "email").unwrap().identifier,
+            "a@corp.com"
         );
     }
 

@@ -12,4 +12,5 @@ mod github;
 mod hardening;
 mod headers;
 mod login;
+mod providers;
 mod support;

@@ -90,6 +90,8 @@ pub(crate) struct CodeGrant {
     pub(crate) redirect_uri: String,
     pub(crate) nonce: String,
     pub(crate) code_challenge: Option<String>,
+    /// The request asked for offline access as Google wants it.
+    pub(crate) offline: bool,
     pub(crate) issued: tokio::time::Instant,
     /// Set once the code has been presented.
     pub(crate) used: bool,
@@ -150,6 +152,10 @@ pub(crate) struct State {
     pub(crate) seen_jtis: HashSet<String>,
     /// Client authentication methods of successful authentications, in order.
     pub(crate) client_auth_log: Vec<&'static str>,
+    /// Query parameters of every `/authorize` request.
+    pub(crate) authorize_log: Vec<Vec<(String, String)>>,
+    /// Form parameters of every `/token` request, secrets left out.
+    pub(crate) token_log: Vec<Vec<(String, String)>>,
     next_family: u64,
 }
 
@@ -177,7 +183,12 @@ impl State {
 /// Everything the handlers and the [`super::TestIdp`] handle share.
 pub(crate) struct Shared {
     pub(crate) cfg: IdpConfig,
+    /// Where the endpoints are served (`http://ADDR` + `issuer_path`).
     pub(crate) issuer: String,
+    /// `issuer` of the discovery document.
+    pub(crate) advertised_iss: String,
+    /// `iss` of the tokens.
+    pub(crate) token_iss: String,
     pub(crate) state: Mutex<State>,
     pub(crate) counters: AtomicCounters,
     pub(crate) faults: Mutex<Vec<(Endpoint, Fault, u32)>>,
@@ -194,7 +205,14 @@ pub(crate) struct IssuedTokens {
 }
 
 impl Shared {
-    pub(crate) fn new(cfg: IdpConfig, issuer: String) -> Self {
+    pub(crate) fn new(cfg: IdpConfig, base: String) -> Self {
+        let issuer = format!("{base}{}", cfg.issuer_path);
+        let fill = |t: &Option<String>| {
+            t.as_ref()
+                .map_or_else(|| issuer.clone(), |t| t.replace("{base}", &base))
+        };
+        let advertised_iss = fill(&cfg.advertised_issuer);
+        let token_iss = fill(&cfg.token_issuer);
         let key = Arc::new(SigningKey::generate(cfg.signing_alg));
         let state = State {
             user: cfg.user.clone(),
@@ -208,11 +226,15 @@ impl Shared {
             id_token_key: KeyChoice::Current,
             seen_jtis: HashSet::new(),
             client_auth_log: Vec::new(),
+            authorize_log: Vec::new(),
+            token_log: Vec::new(),
             next_family: 0,
         };
         Self {
             cfg,
             issuer,
+            advertised_iss,
+            token_iss,
             state: Mutex::new(state),
             counters: AtomicCounters::default(),
             faults: Mutex::new(Vec::new()),
@@ -261,7 +283,7 @@ impl Shared {
     fn id_token_claims(&self, login: &Login, nonce: Option<&str>) -> Map<String, Value> {
         let now = now_secs();
         let mut c = Map::new();
-        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("iss".into(), self.token_iss.clone().into());
         c.insert("sub".into(), login.user.sub.clone().into());
         c.insert("aud".into(), self.cfg.client_id.clone().into());
         c.insert("azp".into(), self.cfg.client_id.clone().into());
@@ -284,9 +306,10 @@ impl Shared {
         let exp = now + self.cfg.access_token_ttl.as_secs();
         let token = match self.cfg.access_token_format {
             AccessTokenFormat::Opaque => jose::random_token(32),
+            AccessTokenFormat::EntraGraph => self.graph_access_token(login, now, exp),
             AccessTokenFormat::Jwt => {
                 let mut c = Map::new();
-                c.insert("iss".into(), self.issuer.clone().into());
+                c.insert("iss".into(), self.token_iss.clone().into());
                 c.insert("sub".into(), login.user.sub.clone().into());
                 c.insert("aud".into(), self.cfg.api_audience.clone().into());
                 c.insert("client_id".into(), login.client_id.clone().into());
@@ -298,6 +321,9 @@ impl Shared {
                 c.insert("sid".into(), login.sid.clone().into());
                 c.insert("groups".into(), login.user.groups.clone().into());
                 c.insert("roles".into(), login.user.roles.clone().into());
+                for (k, v) in &login.user.access_token_extra {
+                    c.insert(k.clone(), v.clone());
+                }
                 self.sign("at+jwt", c)
             }
         };
@@ -316,6 +342,36 @@ impl Shared {
             },
         );
         token
+    }
+
+    /// A Microsoft-Graph-shaped access token: Graph audience, the v1
+    /// issuer, a `nonce` in the header, signed by a key whose public part
+    /// is never published (a client cannot verify it, as with Graph).
+    fn graph_access_token(&self, login: &Login, now: u64, exp: u64) -> String {
+        let tid = login
+            .user
+            .extra
+            .get("tid")
+            .and_then(Value::as_str)
+            .unwrap_or("00000000-0000-0000-0000-000000000000")
+            .to_owned();
+        let claims = json!({
+            "aud": "00000003-0000-0000-c000-000000000000",
+            "iss": format!("https://sts.windows.net/{tid}/"),
+            "iat": now,
+            "nbf": now,
+            "exp": exp,
+            "oid": login.user.extra.get("oid").cloned().unwrap_or(Value::Null),
+            "tid": tid,
+            "scp": "openid profile email User.Read",
+            "sub": "graph-pairwise-subject",
+        });
+        self.mint(&Mint {
+            header: json!({ "nonce": jose::random_token(16), "typ": "JWT" }),
+            claims,
+            key: KeyChoice::Unpublished,
+            raw_signature: None,
+        })
     }
 
     /// Issues the token set of a code or refresh grant. The refresh token (if
@@ -388,7 +444,7 @@ impl Shared {
         let login = self.new_login("openid profile email");
         let now = now_secs();
         let mut c = Map::new();
-        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("iss".into(), self.token_iss.clone().into());
         c.insert("sub".into(), login.user.sub.clone().into());
         c.insert("aud".into(), self.cfg.api_audience.clone().into());
         c.insert("client_id".into(), self.cfg.client_id.clone().into());
@@ -440,7 +496,7 @@ impl Shared {
     pub(crate) fn client_credentials_token(&self, audience: &str, scope: &str) -> String {
         let now = now_secs();
         let mut c = Map::new();
-        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("iss".into(), self.token_iss.clone().into());
         c.insert("sub".into(), self.cfg.client_id.clone().into());
         c.insert("aud".into(), audience.into());
         c.insert("client_id".into(), self.cfg.client_id.clone().into());
@@ -459,7 +515,7 @@ impl Shared {
     pub(crate) fn logout_token(&self, sid: Option<&str>, sub: Option<&str>) -> String {
         let now = now_secs();
         let mut c = Map::new();
-        c.insert("iss".into(), self.issuer.clone().into());
+        c.insert("iss".into(), self.token_iss.clone().into());
         c.insert("aud".into(), self.cfg.client_id.clone().into());
         c.insert("iat".into(), now.into());
         c.insert("exp".into(), (now + 120).into());

@@ -19,7 +19,7 @@ use tower::ServiceExt as _;
 use url::Url;
 
 use super::core::{CODE_TTL, CodeGrant, IssuedTokens, RtStatus, Shared, bump};
-use super::{Endpoint, Fault, client_auth};
+use super::{Endpoint, Fault, RefreshTokenRule, client_auth};
 use crate::jose;
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Result<Response, io::Error>> + Send>>;
@@ -34,7 +34,11 @@ pub(crate) fn handler(
         let router = router.clone();
         let shared = shared.clone();
         Box::pin(async move {
-            let endpoint = endpoint_of(req.uri().path());
+            let path = req.uri().path();
+            let endpoint = endpoint_of(
+                path.strip_prefix(shared.cfg.issuer_path.as_str())
+                    .unwrap_or(path),
+            );
             if let Some(fault) = shared.take_fault(endpoint) {
                 match fault {
                     Fault::Delay(d) => tokio::time::sleep(d).await,
@@ -95,7 +99,13 @@ fn routes(shared: Arc<Shared>) -> Router {
     if shared.cfg.with_end_session {
         router = router.route("/session/end", get(end_session));
     }
-    router.with_state(shared)
+    let prefix = shared.cfg.issuer_path.clone();
+    let router = router.with_state(shared);
+    if prefix.is_empty() {
+        router
+    } else {
+        Router::new().nest(&prefix, router)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -172,6 +182,17 @@ fn parse_params(data: &[u8]) -> Params {
         out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
     }
     out
+}
+
+/// The parameters `keep` accepts, sorted by name.
+fn sorted(p: &Params, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    v.sort();
+    v
 }
 
 fn param<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
@@ -275,7 +296,7 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Response {
     bump(&s.counters.discovery_fetches);
     let iss = &s.issuer;
     let mut doc = json!({
-        "issuer": iss,
+        "issuer": s.advertised_iss,
         "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": format!("{iss}/token"),
         "jwks_uri": format!("{iss}/jwks"),
@@ -286,7 +307,7 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Response {
         "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access", "groups"],
+        "scopes_supported": s.cfg.scopes_supported,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": s.cfg.token_endpoint_auth_methods,
@@ -319,6 +340,7 @@ async fn jwks(State(s): State<Arc<Shared>>) -> Response {
 async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     bump(&s.counters.authorize);
     let p = parse_params(query.unwrap_or_default().as_bytes());
+    s.state.lock().authorize_log.push(sorted(&p, |_| true));
 
     if param(&p, "client_id") != Some(s.cfg.client_id.as_str()) {
         return OAuthError::new(
@@ -340,7 +362,7 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
         if let Some(state) = state {
             pairs.push(("state", state));
         }
-        pairs.push(("iss", s.issuer.as_str()));
+        pairs.push(("iss", s.token_iss.as_str()));
         found(&with_query(&redirect_uri, &pairs))
     };
 
@@ -354,6 +376,12 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
     if !scope.split(' ').any(|x| x == "openid") {
         return fail("invalid_scope", "scope must include openid");
     }
+    let google = s.cfg.refresh_token_rule == RefreshTokenRule::GoogleOffline;
+    if google && scope.split(' ').any(|x| x == "offline_access") {
+        return fail("invalid_scope", "Some requested scopes were invalid");
+    }
+    let offline = param(&p, "access_type") == Some("offline")
+        && param(&p, "prompt").is_some_and(|v| v.split(' ').any(|x| x == "consent"));
     let Some(state) = state else {
         return fail("invalid_request", "state is required");
     };
@@ -390,6 +418,7 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
             redirect_uri: redirect_uri.clone(),
             nonce: nonce.to_owned(),
             code_challenge,
+            offline,
             issued: tokio::time::Instant::now(),
             used: false,
             family: None,
@@ -400,13 +429,16 @@ async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> R
         &[
             ("code", code.as_str()),
             ("state", state),
-            ("iss", s.issuer.as_str()),
+            ("iss", s.token_iss.as_str()),
         ],
     ))
 }
 
 async fn token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let form = parse_params(&body);
+    s.state.lock().token_log.push(sorted(&form, |k| {
+        k != "client_secret" && k != "client_assertion"
+    }));
     let c = &s.counters;
     let result = match param(&form, "grant_type") {
         Some("authorization_code") => {
@@ -464,7 +496,7 @@ fn code_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value, O
     authenticate_client(s, headers, form)?;
     let code =
         param(form, "code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-    let (login, nonce, family) = {
+    let (login, nonce, family, offline) = {
         let mut st = s.state.lock();
         let family = st.new_family();
         let Some(grant) = st.codes.get_mut(code) else {
@@ -507,9 +539,18 @@ fn code_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value, O
             }
         }
         grant.family = Some(family);
-        (grant.login.clone(), grant.nonce.clone(), family)
+        let offline = match s.cfg.refresh_token_rule {
+            RefreshTokenRule::Always => true,
+            RefreshTokenRule::GoogleOffline => grant.offline,
+        };
+        (grant.login.clone(), grant.nonce.clone(), family, offline)
     };
-    let tokens = s.issue_tokens(&login, family, Some(&nonce), s.cfg.issue_refresh_tokens);
+    let tokens = s.issue_tokens(
+        &login,
+        family,
+        Some(&nonce),
+        s.cfg.issue_refresh_tokens && offline,
+    );
     Ok(token_response(s, tokens))
 }
 
@@ -594,7 +635,7 @@ async fn introspect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     let body = if let Some(at) = st.access.get(token).filter(|at| at.active()) {
         let mut body = json!({
             "active": true,
-            "iss": s.issuer,
+            "iss": s.token_iss,
             "sub": at.sub,
             "client_id": at.client_id,
             "aud": at.aud,
@@ -614,7 +655,7 @@ async fn introspect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     {
         json!({
             "active": true,
-            "iss": s.issuer,
+            "iss": s.token_iss,
             "sub": rt.login.user.sub,
             "client_id": rt.login.client_id,
             "aud": rt.login.client_id,
@@ -662,7 +703,13 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
         let st = s.state.lock();
         let at = st.access.get(token).filter(|at| at.active())?;
         Some(match &at.user {
-            Some(user) => Value::Object(user.claims()),
+            Some(user) => {
+                let mut c = user.claims();
+                for (k, v) in &user.userinfo_extra {
+                    c.insert(k.clone(), v.clone());
+                }
+                Value::Object(c)
+            }
             None => json!({ "sub": at.sub }),
         })
     });

@@ -62,6 +62,22 @@ pub enum AccessTokenFormat {
     Jwt,
     /// Random opaque strings, only checkable through introspection.
     Opaque,
+    /// Shaped like Microsoft Graph tokens from Entra ID: a JWT with a
+    /// `nonce` header parameter, the Graph audience and another issuer,
+    /// signed by an unpublished key: no client can verify it.
+    EntraGraph,
+}
+
+/// When the token endpoint issues a refresh token with a code grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshTokenRule {
+    /// With every code grant (when `issue_refresh_tokens`).
+    #[default]
+    Always,
+    /// As Google: only when the authorization request carried
+    /// `access_type=offline` and `prompt=consent`; the scope
+    /// `offline_access` is refused with `invalid_scope`.
+    GoogleOffline,
 }
 
 /// The end user that `/authorize` logs in.
@@ -83,6 +99,10 @@ pub struct TestUser {
     pub roles: Vec<String>,
     /// Additional claims merged into ID tokens and userinfo.
     pub extra: Map<String, Value>,
+    /// Claims only JWT access tokens carry (Keycloak's `realm_access`).
+    pub access_token_extra: Map<String, Value>,
+    /// Claims only the userinfo endpoint returns (GitLab's groups).
+    pub userinfo_extra: Map<String, Value>,
 }
 
 impl TestUser {
@@ -98,6 +118,8 @@ impl TestUser {
             groups: Vec::new(),
             roles: Vec::new(),
             extra: Map::new(),
+            access_token_extra: Map::new(),
+            userinfo_extra: Map::new(),
         }
     }
 
@@ -189,6 +211,21 @@ pub struct IdpConfig {
     pub client_jwk: Option<Value>,
     /// The `aud` required in client assertions (default the issuer).
     pub assertion_aud: AssertionAud,
+    /// Path under which every endpoint is served, e.g. `/realms/demo`
+    /// (default empty: the issuer is `http://127.0.0.1:PORT`).
+    pub issuer_path: String,
+    /// The discovery document's `issuer` when it differs from where the
+    /// provider is served (`{base}` stands for `http://127.0.0.1:PORT`), e.g.
+    /// Entra ID's multi-tenant `{base}/{tenantid}/v2.0`.
+    pub advertised_issuer: Option<String>,
+    /// The `iss` of issued tokens when it differs from where the provider
+    /// is served (`{base}` as above).
+    pub token_issuer: Option<String>,
+    /// `scopes_supported` in discovery (default `openid profile email
+    /// offline_access groups`).
+    pub scopes_supported: Vec<String>,
+    /// When code grants come with a refresh token.
+    pub refresh_token_rule: RefreshTokenRule,
 }
 
 impl Default for IdpConfig {
@@ -214,6 +251,13 @@ impl Default for IdpConfig {
             ],
             client_jwk: None,
             assertion_aud: AssertionAud::Issuer,
+            issuer_path: String::new(),
+            advertised_issuer: None,
+            token_issuer: None,
+            scopes_supported: ["openid", "profile", "email", "offline_access", "groups"]
+                .map(String::from)
+                .to_vec(),
+            refresh_token_rule: RefreshTokenRule::Always,
         }
     }
 }
@@ -359,15 +403,27 @@ impl TestIdp {
     /// Generates the signing key, binds `127.0.0.1:0` and starts serving.
     pub async fn start(cfg: IdpConfig) -> TestIdp {
         let (listener, addr) = server::bind_loopback().await;
-        let issuer = format!("http://{addr}");
-        let shared = Arc::new(Shared::new(cfg, issuer));
+        let shared = Arc::new(Shared::new(cfg, format!("http://{addr}")));
         let task = server::spawn(listener, http::handler(shared.clone()));
         TestIdp { shared, addr, task }
     }
 
-    /// The issuer URL, `http://127.0.0.1:PORT` without a trailing slash.
+    /// The URL the provider is served at, `http://127.0.0.1:PORT` plus
+    /// `issuer_path`, without a trailing slash (the issuer, unless
+    /// `advertised_issuer` says otherwise).
     pub fn issuer(&self) -> String {
         self.shared.issuer.clone()
+    }
+
+    /// The query parameters of every `/authorize` request so far, in order.
+    pub fn authorize_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.shared.state.lock().authorize_log.clone()
+    }
+
+    /// The form parameters of every `/token` request so far, in order,
+    /// without the client's secret or assertion.
+    pub fn token_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.shared.state.lock().token_log.clone()
     }
 
     /// The discovery document URL.
