@@ -4,6 +4,7 @@
 //! Caddy), nginx `auth_request`, a reverse proxy, and a tower layer. See
 //! `ARCHITECTURE.md` for the code map.
 
+pub mod breaker;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -16,13 +16,22 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
     let mut m: BTreeMap<&'static str, &'static [&'static str]> = BTreeMap::new();
     m.insert("clock", &[]);
     m.insert("telemetry", &["clock"]);
-    m.insert("cache", &["telemetry", "clock"]);
+    m.insert("breaker", &["clock"]);
+    m.insert("cache", &["breaker", "telemetry", "clock"]);
     m.insert("oidc", &["cache", "telemetry", "clock"]);
     m.insert("session", &["cache", "telemetry", "clock"]);
     m.insert("policy", &["cache", "telemetry", "clock"]);
     m.insert(
         "gate",
-        &["oidc", "session", "policy", "cache", "telemetry", "clock"],
+        &[
+            "oidc",
+            "session",
+            "policy",
+            "cache",
+            "breaker",
+            "telemetry",
+            "clock",
+        ],
     );
     m.insert(
         "doors",

@@ -17,8 +17,9 @@ use super::memory::{MemoryBudget, MemoryStore};
 use super::namespace::{FailurePolicy, Namespace};
 use super::redis::{L2Error, RedisStore};
 use super::settings::{CacheMode, CacheSettings};
-use super::stats::{BreakerState, CacheStats, Counters};
+use super::stats::{CacheStats, Counters};
 use super::{Error, MAX_TTL, MIN_TTL};
+use crate::breaker::BreakerState;
 use crate::telemetry::metrics::Tier;
 
 /// The byte-level store behind [`Caches`](super::Caches).

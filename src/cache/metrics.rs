@@ -8,8 +8,8 @@
 use std::fmt;
 
 use super::namespace::Namespace;
-use super::stats::BreakerState;
 use super::{Backend, Caches};
+use crate::breaker::BreakerState;
 use crate::telemetry::metrics::{BreakerName, CacheResult, Label, Labels, Sink, Source, Tier};
 
 /// The `circuit_breaker_state` value of a breaker state (0 closed,

@@ -22,7 +22,6 @@
 //! goes to Redis (see the `hybrid` module for the coherence rules).
 
 mod backend;
-mod breaker;
 mod hybrid;
 mod integrity;
 mod key;
@@ -41,10 +40,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-pub use backend::Backend;
-pub use breaker::{
-    BreakerSettings, DEFAULT_BREAKER_FAILURE_THRESHOLD, DEFAULT_BREAKER_RECOVERY_TIMEOUT,
+pub use crate::breaker::{
+    BreakerSettings, BreakerState, DEFAULT_BREAKER_FAILURE_THRESHOLD,
+    DEFAULT_BREAKER_RECOVERY_TIMEOUT,
 };
+pub use backend::Backend;
 pub use hybrid::{
     DEFAULT_RESUBSCRIBE_DELAY, DEFAULT_RESUBSCRIBE_MAX_DELAY, DEFAULT_TOMBSTONE_TTL, HybridStore,
     MAX_PUSHED_VALUE_BYTES,
@@ -69,7 +69,7 @@ pub use settings::{
     DEFAULT_REDIS_PORT, DEFAULT_RESPONSE_TIMEOUT, MAX_POOL_SIZE, RedisAddress, RedisSettings,
     RedisTls, RedisTopology,
 };
-pub use stats::{BreakerState, CacheStats};
+pub use stats::CacheStats;
 
 /// Shortest TTL a write accepts; shorter TTLs are raised to it.
 pub const MIN_TTL: Duration = Duration::from_millis(1);

@@ -25,11 +25,11 @@ use redis::{
     Pipeline, RedisConnectionInfo, RedisError, RedisResult, TlsCertificates, TlsMode, Value,
 };
 
-use super::breaker::Breaker;
 use super::key::CacheKey;
 use super::namespace::Namespace;
 use super::settings::{MAX_POOL_SIZE, RedisAddress, RedisSettings, RedisTopology};
-use super::stats::{BreakerState, Counters};
+use super::stats::Counters;
+use crate::breaker::{Breaker, BreakerState};
 
 /// Keys fetched per `SCAN` step when clearing a namespace.
 pub const DEFAULT_SCAN_COUNT: usize = 500;
@@ -314,7 +314,7 @@ impl RedisStore {
         let op_deadline = settings.connect_timeout + settings.response_timeout;
         let store = RedisStore {
             shared: Arc::new(Shared {
-                breaker: Breaker::new(settings.breaker),
+                breaker: Breaker::monotonic(settings.breaker),
                 settings,
                 tls,
                 connector,
@@ -490,19 +490,17 @@ impl RedisStore {
     }
 
     fn record_success(&self) {
-        let before = self.shared.breaker.state();
-        self.shared.breaker.on_success();
+        let closed = self.shared.breaker.on_success();
         self.shared.healthy.store(true, Ordering::Release);
-        if before != BreakerState::Closed {
+        if closed {
             tracing::info!("Redis connection restored; circuit breaker closed");
         }
     }
 
     fn record_failure(&self) {
-        let before = self.shared.breaker.state();
-        self.shared.breaker.on_failure();
+        let opened = self.shared.breaker.on_failure();
         self.shared.healthy.store(false, Ordering::Release);
-        if before != BreakerState::Open && self.shared.breaker.state() == BreakerState::Open {
+        if opened {
             tracing::warn!(
                 "Circuit breaker opened: Redis calls fail fast until a health check succeeds"
             );

@@ -8,8 +8,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::breaker::BreakerSettings;
 use super::memory::MemoryBudget;
+use crate::breaker::BreakerSettings;
 
 /// Largest value accepted by a write, in bytes (after serialization).
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::namespace::Namespace;
+use crate::breaker::BreakerState;
 use crate::telemetry::metrics::{CacheResult, Histogram, Label, REDIS_BUCKETS, Tier};
 
 /// Live counters shared by the parts of one backend.
@@ -84,18 +85,6 @@ impl Default for RedisLatency {
     fn default() -> Self {
         Self(Histogram::new(REDIS_BUCKETS))
     }
-}
-
-/// State of the circuit breaker in front of Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BreakerState {
-    /// Calls go through.
-    #[default]
-    Closed,
-    /// Calls fail at once without touching the network.
-    Open,
-    /// One probe call is allowed through to test recovery.
-    HalfOpen,
 }
 
 /// A point-in-time copy of a backend's counters and health.

@@ -48,12 +48,12 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> RefreshSettings {
     }
     match raw.refresh_breaker_threshold {
         Some(0) => r.error("refreshBreakerThreshold", "must be at least 1"),
-        Some(t) => refresh.breaker_threshold = t,
+        Some(t) => refresh.breaker.failure_threshold = t,
         None => {}
     }
     match raw.refresh_breaker_open_seconds {
         Some(0) => r.error("refreshBreakerOpenSeconds", "must be at least 1"),
-        Some(secs) => refresh.breaker_open = Duration::from_secs(secs),
+        Some(secs) => refresh.breaker.recovery_timeout = Duration::from_secs(secs),
         None => {}
     }
     refresh

@@ -14,9 +14,10 @@
 //! - **Hot path.** No lock is held per request: concurrent caches and atomics.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::breaker::{Breaker, BreakerSettings, BreakerState};
 use crate::cache::{CacheKey, Caches, Namespace};
 use crate::clock::SharedClock;
 use crate::oidc::{self, OAuthErrorKind};
@@ -33,10 +34,12 @@ pub const DEFAULT_MAX_REFRESH_TOKEN_AGE: Duration = Duration::from_secs(6 * 3600
 pub use crate::cache::DEFAULT_REFRESH_RESULT_TTL;
 /// Pause before a session retries after a transient refresh failure.
 pub const DEFAULT_REFRESH_COOLDOWN: Duration = Duration::from_secs(10);
-/// Consecutive transient failures that open the token-endpoint breaker.
-pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
-/// How long the breaker stays open before one probe is let through.
-pub const DEFAULT_BREAKER_OPEN: Duration = Duration::from_secs(30);
+/// The token-endpoint breaker: five consecutive transient failures open it
+/// for 30 s, then one probe is let through.
+pub const DEFAULT_TOKEN_BREAKER: BreakerSettings = BreakerSettings {
+    failure_threshold: 5,
+    recovery_timeout: Duration::from_secs(30),
+};
 /// How long a replica waits for another replica's refresh of the same token.
 pub const DEFAULT_CROSS_REPLICA_WAIT: Duration = Duration::from_secs(5);
 /// Poll interval while waiting for another replica's result.
@@ -55,10 +58,8 @@ pub struct RefreshSettings {
     pub result_ttl: Duration,
     /// Per-session pause after a transient failure.
     pub cooldown: Duration,
-    /// Breaker threshold (consecutive transient failures).
-    pub breaker_threshold: u32,
-    /// Breaker open time.
-    pub breaker_open: Duration,
+    /// The token-endpoint breaker (counts transient failures only).
+    pub breaker: BreakerSettings,
 }
 
 impl Default for RefreshSettings {
@@ -68,8 +69,7 @@ impl Default for RefreshSettings {
             max_refresh_token_age: Some(DEFAULT_MAX_REFRESH_TOKEN_AGE),
             result_ttl: DEFAULT_REFRESH_RESULT_TTL,
             cooldown: DEFAULT_REFRESH_COOLDOWN,
-            breaker_threshold: DEFAULT_BREAKER_THRESHOLD,
-            breaker_open: DEFAULT_BREAKER_OPEN,
+            breaker: DEFAULT_TOKEN_BREAKER,
         }
     }
 }
@@ -99,19 +99,13 @@ impl RefreshFailure {
     }
 }
 
-/// Breaker states, as numbers in an atomic.
-const CLOSED: u32 = 0;
-const OPEN: u32 = 1;
-
 /// The refresh coordinator of one gate.
 pub(crate) struct Refresher {
     settings: RefreshSettings,
     clock: SharedClock,
     results: moka::future::Cache<String, Arc<Session>>,
     cooldowns: moka::sync::Cache<String, u64>,
-    breaker_state: AtomicU32,
-    breaker_failures: AtomicU32,
-    breaker_opened_ms: AtomicU64,
+    breaker: Breaker,
     grants: AtomicU64,
     caches: Caches,
     metrics: Metrics,
@@ -133,13 +127,11 @@ impl Refresher {
             .time_to_live(settings.cooldown.max(Duration::from_secs(1)))
             .build();
         Self {
+            breaker: Breaker::new(Some(settings.breaker), clock.clone()),
             settings,
             clock,
             results,
             cooldowns,
-            breaker_state: AtomicU32::new(CLOSED),
-            breaker_failures: AtomicU32::new(0),
-            breaker_opened_ms: AtomicU64::new(0),
             grants: AtomicU64::new(0),
             caches,
             metrics,
@@ -313,43 +305,34 @@ impl Refresher {
     }
 
     fn breaker_allows(&self) -> bool {
-        if self.breaker_state.load(Ordering::Acquire) == CLOSED {
-            return true;
-        }
-        let opened = self.breaker_opened_ms.load(Ordering::Acquire);
-        let open_ms = u64::try_from(self.settings.breaker_open.as_millis()).unwrap_or(u64::MAX);
-        if self.clock.now_ms().saturating_sub(opened) < open_ms {
-            return false;
-        }
-        // Half-open: one caller moves the open time forward and probes.
-        self.breaker_opened_ms
-            .compare_exchange(
-                opened,
-                self.clock.now_ms(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
+        let allowed = self.breaker.allow();
+        self.publish_breaker();
+        allowed
     }
 
     fn breaker_success(&self) {
-        self.breaker_failures.store(0, Ordering::Release);
-        self.metrics.token_breaker(breaker_value(false, false));
-        if self.breaker_state.swap(CLOSED, Ordering::AcqRel) == OPEN {
+        if self.breaker.on_success() {
             tracing::info!("token endpoint breaker closed");
         }
+        self.publish_breaker();
     }
 
     fn breaker_failure(&self) {
-        let n = self.breaker_failures.fetch_add(1, Ordering::AcqRel) + 1;
-        if n >= self.settings.breaker_threshold {
-            self.breaker_opened_ms
-                .store(self.clock.now_ms(), Ordering::Release);
-            self.metrics.token_breaker(breaker_value(true, false));
-            if self.breaker_state.swap(OPEN, Ordering::AcqRel) == CLOSED {
-                tracing::warn!(failures = n, "token endpoint breaker opened");
-            }
+        if self.breaker.on_failure() {
+            tracing::warn!(
+                failures = self.breaker.failures(),
+                "token endpoint breaker opened"
+            );
         }
+        self.publish_breaker();
+    }
+
+    fn publish_breaker(&self) {
+        let state = self.breaker.state();
+        self.metrics.token_breaker(breaker_value(
+            state == BreakerState::Open,
+            state == BreakerState::HalfOpen,
+        ));
     }
 }
 
