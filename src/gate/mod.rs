@@ -1,8 +1,12 @@
 //! The engine: [`Gate::decide`] turns a [`RequestView`] into a [`Decision`].
 //!
-//! Owns the order of checks (own endpoints, excluded URLs, session, policy),
-//! the login and logout flows, and the one place where errors become
-//! responses (`rescue`). It never sees hyper types or sockets: doors build
+//! Owns the order of checks, in `decide_inner`: ambiguous identity headers →
+//! own endpoints (callback, logout, back- and front-channel logout,
+//! `/oauth2/start`) → unauthenticated CORS preflight → excluded URLs → bearer
+//! token (when enabled, and unless a session wins over it) → session
+//! (invalidation check, refresh when due, policy) → login. Every allowed
+//! request then passes `finish_allow`. It owns the login and logout flows,
+//! and the one place where errors become responses (`rescue`). It never sees hyper types or sockets: doors build
 //! the view and render the decision.
 
 mod bearer;

@@ -7,7 +7,11 @@
 //! "exchange this code") and gets typed answers.
 //!
 //! Invariant: a JOSE header is pre-checked (size, alg allowlist, kid shape)
-//! before any key lookup, and `exp` is always required.
+//! before any key lookup. ID tokens, access tokens and client assertions
+//! require `exp`; a back-channel logout token may omit it (OpenID
+//! Back-Channel Logout makes it optional) and is bounded instead by its
+//! required `iat`, at most [`MAX_LOGOUT_TOKEN_AGE`] old, and its single-use
+//! `jti`.
 
 mod client_auth;
 mod discovery;
