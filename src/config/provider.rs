@@ -10,6 +10,7 @@
 //! set; each is a field here, ready to be wired.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -21,6 +22,9 @@ use crate::session::SecretString;
 
 /// The values `providerType` accepts.
 pub(super) const PROVIDER_TYPES: &[&str] = &["oidc", super::github::GITHUB_PROVIDER_TYPE];
+
+/// Longest accepted `providerTimeout` / `providerConnectTimeout`, seconds.
+const MAX_PROVIDER_TIMEOUT_SECONDS: u64 = 300;
 
 /// Warning text of a key accepted before it has an effect.
 pub(super) const NOT_YET_EFFECTIVE: &str = "accepted, not yet effective in oidcgate";
@@ -48,6 +52,12 @@ pub(super) struct Raw {
     /// Inline CA bundle.
     #[serde(rename = "caCertPEM")]
     pub(super) ca_cert_pem: Option<String>,
+    /// Seconds one provider call may take, answer body included.
+    #[serde(rename = "providerTimeout")]
+    pub(super) provider_timeout: Option<u64>,
+    /// Seconds to wait for the provider to accept a connection.
+    #[serde(rename = "providerConnectTimeout")]
+    pub(super) provider_connect_timeout: Option<u64>,
     /// Skip provider TLS verification (development only).
     #[serde(rename = "insecureSkipVerify")]
     pub(super) insecure_skip_verify: bool,
@@ -149,9 +159,10 @@ pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
     }
 }
 
-/// TLS towards the provider.
+/// TLS and timeouts towards the provider.
 fn http_settings(raw: &Raw, r: &mut Report) -> HttpSettings {
     let mut http = HttpSettings::default();
+    timeouts(raw, &mut http, r);
     if raw.insecure_skip_verify && (raw.ca_cert_path.is_some() || raw.ca_cert_pem.is_some()) {
         r.error(
             "insecureSkipVerify",
@@ -175,6 +186,35 @@ fn http_settings(raw: &Raw, r: &mut Report) -> HttpSettings {
         http.extra_ca_pem.push(pem.clone().into_bytes());
     }
     http
+}
+
+/// `providerTimeout` and `providerConnectTimeout`: each 1 to
+/// [`MAX_PROVIDER_TIMEOUT_SECONDS`], the connect timeout no longer than the
+/// whole call's (by default the smaller of its default and the whole call's).
+fn timeouts(raw: &Raw, http: &mut HttpSettings, r: &mut Report) {
+    let mut seconds = |key: &str, v: Option<u64>| match v {
+        Some(s) if !(1..=MAX_PROVIDER_TIMEOUT_SECONDS).contains(&s) => {
+            r.error(
+                key,
+                format!("must be between 1 and {MAX_PROVIDER_TIMEOUT_SECONDS} seconds"),
+            );
+            None
+        }
+        other => other.map(Duration::from_secs),
+    };
+    let total = seconds("providerTimeout", raw.provider_timeout);
+    let connect = seconds("providerConnectTimeout", raw.provider_connect_timeout);
+    if let Some(total) = total {
+        http.timeout = total;
+    }
+    match connect {
+        Some(c) if c > http.timeout => r.error(
+            "providerConnectTimeout",
+            "must not exceed providerTimeout (the whole call includes the connection)",
+        ),
+        Some(c) => http.connect_timeout = c,
+        None => http.connect_timeout = http.connect_timeout.min(http.timeout),
+    }
 }
 
 /// The requested scopes: the defaults plus `scopes`, or `scopes` alone
@@ -258,6 +298,15 @@ mod tests {
             ("oidcEndSessionURL: nope\n", &["oidcEndSessionURL"]),
             ("scopes: openid\n", &["scopes"]),
             ("extraAuthParams: [a]\n", &["extraAuthParams"]),
+            ("providerTimeout: 0\n", &["providerTimeout"]),
+            ("providerTimeout: 301\n", &["providerTimeout"]),
+            ("providerTimeout: -1\n", &["providerTimeout"]),
+            ("providerTimeout: soon\n", &["providerTimeout"]),
+            ("providerConnectTimeout: 0\n", &["providerConnectTimeout"]),
+            (
+                "providerTimeout: 3\nproviderConnectTimeout: 4\n",
+                &["providerConnectTimeout"],
+            ),
         ];
         check_refusals(cases);
     }
@@ -281,6 +330,30 @@ mod tests {
         }
         let quiet = load("strictAudienceValidation: false\nresource: ''\n").unwrap();
         assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+    }
+
+    #[test]
+    fn provider_timeouts_reach_the_http_client_settings() {
+        use std::time::Duration;
+
+        use crate::oidc::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_HTTP_TIMEOUT};
+        let http = |yaml: &str| load(yaml).unwrap().provider.http;
+        let d = http("");
+        assert_eq!(
+            (d.timeout, d.connect_timeout),
+            (DEFAULT_HTTP_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)
+        );
+        let both = http("providerTimeout: 30\nproviderConnectTimeout: 2\n");
+        assert_eq!(
+            (both.timeout, both.connect_timeout),
+            (Duration::from_secs(30), Duration::from_secs(2))
+        );
+        let short = http("providerTimeout: 2\n");
+        assert_eq!(
+            (short.timeout, short.connect_timeout),
+            (Duration::from_secs(2), Duration::from_secs(2)),
+            "the connect timeout never exceeds the whole call's"
+        );
     }
 
     #[test]

@@ -196,6 +196,10 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
             StatusCode::BAD_REQUEST,
             "Authentication failed: the authorization code was rejected".into(),
         ),
+        Error::Oidc(oidc::Error::ProviderTimeout(_)) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "The identity provider did not answer in time; please try again shortly".into(),
+        ),
         Error::Oidc(o) if o.is_transient() => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The identity provider is unavailable; please try again shortly".into(),

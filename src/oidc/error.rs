@@ -30,6 +30,10 @@ pub enum Error {
     /// The provider could not be reached or answered with a server error.
     #[error("provider unavailable: {0}")]
     ProviderUnavailable(String),
+    /// The provider did not answer within `providerTimeout` (or did not
+    /// accept the connection within `providerConnectTimeout`).
+    #[error("provider timed out: {0}")]
+    ProviderTimeout(String),
     /// The provider answered something that is not valid for its protocol.
     #[error("provider sent an invalid response: {0}")]
     ProviderInvalid(String),
@@ -103,7 +107,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::ProviderUnavailable(_) | Self::DiscoveryThrottled
+            Self::ProviderUnavailable(_) | Self::ProviderTimeout(_) | Self::DiscoveryThrottled
         )
     }
 }

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::client_auth::ClientAuthMethod;
 use super::discovery::ProviderMetadata;
-use super::http::{error_chain, read_capped};
+use super::http::{read_capped, transport_error};
 use super::{Error, OAuthErrorKind, TokenResponse};
 
 /// The web origin of github.com (authorize and token endpoints).
@@ -154,11 +154,9 @@ pub(crate) async fn exchange_code(
         .form(&body)
         .send()
         .await
-        .map_err(|e| {
-            Error::ProviderUnavailable(format!("GitHub token endpoint: {}", error_chain(&e)))
-        })?;
+        .map_err(|e| transport_error("GitHub token endpoint", &e))?;
     let status = resp.status();
-    let bytes = read_capped(resp).await?;
+    let bytes = read_capped(resp, "GitHub token endpoint").await?;
     if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
         return Err(Error::ProviderUnavailable(format!(
             "GitHub token endpoint answered HTTP {status}"
@@ -335,9 +333,9 @@ async fn api_get<T: serde::de::DeserializeOwned>(
         .header("X-GitHub-Api-Version", "2022-11-28")
         .send()
         .await
-        .map_err(|e| Error::ProviderUnavailable(format!("GitHub {path}: {}", error_chain(&e))))?;
+        .map_err(|e| transport_error(&format!("GitHub {path}"), &e))?;
     let status = resp.status();
-    let body = read_capped(resp).await?;
+    let body = read_capped(resp, &format!("GitHub {path}")).await?;
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::ProviderUnavailable(format!(
             "GitHub {path}: HTTP {status}"

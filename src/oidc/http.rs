@@ -65,13 +65,25 @@ pub(crate) fn build_client(s: &HttpSettings) -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::Config(format!("HTTP client: {e}")))
 }
 
-/// Reads a response body, refusing more than [`DEFAULT_MAX_RESPONSE_BYTES`].
-pub(crate) async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, Error> {
+/// Classifies a failed exchange with `what` (an endpoint's name or a URL):
+/// a timeout is [`Error::ProviderTimeout`], anything else
+/// [`Error::ProviderUnavailable`].
+pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> Error {
+    if e.is_timeout() {
+        Error::ProviderTimeout(format!("{what}: {}", error_chain(e)))
+    } else {
+        Error::ProviderUnavailable(format!("{what}: {}", error_chain(e)))
+    }
+}
+
+/// Reads a response body from `what`, refusing more than
+/// [`DEFAULT_MAX_RESPONSE_BYTES`].
+pub(crate) async fn read_capped(mut resp: reqwest::Response, what: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| Error::ProviderUnavailable(format!("reading response: {e}")))?
+        .map_err(|e| transport_error(&format!("{what}: reading response"), &e))?
     {
         if out.len() + chunk.len() > DEFAULT_MAX_RESPONSE_BYTES {
             return Err(Error::ProviderInvalid("response body too large".into()));
@@ -91,9 +103,9 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| Error::ProviderUnavailable(format!("GET {url}: {}", error_chain(&e))))?;
+        .map_err(|e| transport_error(&format!("GET {url}"), &e))?;
     let status = resp.status();
-    let body = read_capped(resp).await?;
+    let body = read_capped(resp, &format!("GET {url}")).await?;
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::ProviderUnavailable(format!(
             "GET {url}: HTTP {status}"

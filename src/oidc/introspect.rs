@@ -10,11 +10,12 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::client_auth::{ClientCredentials, authenticated_post};
-use super::http::{error_chain, read_capped};
+use super::http::{read_capped, transport_error};
 
 /// POSTs `token` to `endpoint` and returns the provider's answer.
 ///
-/// Transport failures, 5xx, 408 and 429 are [`Error::ProviderUnavailable`];
+/// A timeout is [`Error::ProviderTimeout`]; other transport failures, 5xx,
+/// 408 and 429 are [`Error::ProviderUnavailable`];
 /// other refusals and answers without a boolean `active` are
 /// [`Error::ProviderInvalid`] (usually a client-credentials problem).
 pub(crate) async fn introspect(
@@ -25,11 +26,12 @@ pub(crate) async fn introspect(
 ) -> Result<Map<String, Value>, Error> {
     let form = [("token", token), ("token_type_hint", "access_token")];
     let req = authenticated_post(client, endpoint, creds, &form)?;
-    let resp = req.send().await.map_err(|e| {
-        Error::ProviderUnavailable(format!("introspection endpoint: {}", error_chain(&e)))
-    })?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport_error("introspection endpoint", &e))?;
     let status = resp.status();
-    let body = read_capped(resp).await?;
+    let body = read_capped(resp, "introspection endpoint").await?;
     if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
         return Err(Error::ProviderUnavailable(format!(
             "introspection endpoint answered HTTP {status}"

@@ -2,8 +2,9 @@
 //!
 //! Lookups are lock-free (an `ArcSwap` of an immutable map). An unknown `kid`
 //! triggers a refetch, at most once per `min_refresh_interval`, so junk tokens
-//! cannot amplify into traffic to the provider. A failed refetch keeps the keys
-//! already known.
+//! cannot amplify into traffic to the provider; a lookup that misses while a
+//! refetch is in flight waits for it. A failed refetch keeps the keys already
+//! known.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +160,11 @@ impl Jwks {
     async fn refetch(&self, client: &reqwest::Client) {
         let started = self.fetched_at_ms.load(Ordering::Acquire);
         if self.clock.now_ms().saturating_sub(started) < duration_ms(self.min_interval) {
+            // The attempt is marked before its answer arrives: a refetch may
+            // be in flight, and a token signed with a key it brings must not
+            // fail meanwhile. Wait for it (it ends within the provider
+            // timeout); this asks the provider nothing.
+            drop(self.refresh.lock().await);
             return;
         }
         let _guard = self.refresh.lock().await;

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::client_auth::{ClientCredentials, authenticated_post};
-use super::http::{error_chain, read_capped};
+use super::http::{read_capped, transport_error};
 use super::{Error, OAuthErrorKind};
 
 /// A successful token endpoint answer.
@@ -58,9 +58,9 @@ pub(crate) async fn grant(
     let resp = req
         .send()
         .await
-        .map_err(|e| Error::ProviderUnavailable(format!("token endpoint: {}", error_chain(&e))))?;
+        .map_err(|e| transport_error("token endpoint", &e))?;
     let status = resp.status();
-    let body = read_capped(resp).await?;
+    let body = read_capped(resp, "token endpoint").await?;
     if status.is_success() {
         let t: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| Error::ProviderInvalid("token response is not valid JSON".into()))?;
@@ -98,9 +98,7 @@ pub(crate) async fn revoke(
     let resp = authenticated_post(client, endpoint, creds, &form)?
         .send()
         .await
-        .map_err(|e| {
-            Error::ProviderUnavailable(format!("revocation endpoint: {}", error_chain(&e)))
-        })?;
+        .map_err(|e| transport_error("revocation endpoint", &e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());

@@ -1142,3 +1142,41 @@ async fn configuration_refusals_name_the_key() {
     assert!(from_env.gate.bearer.enabled);
     assert_eq!(from_env.gate.bearer.throttle.threshold, 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_during_traffic_fails_no_valid_request() {
+    let clock = ManualClock::starting_now();
+    let env = Env::with_clock(
+        Door::ForwardAuth,
+        IdpConfig::default(),
+        "enableBearerAuth: true",
+        clock.clone(),
+    )
+    .await;
+    let warm = env
+        .bearer(&env.idp.access_token(json!({})), "10.9.0.1")
+        .await;
+    assert_eq!(warm.status, StatusCode::OK);
+    clock.advance(oidcgate::oidc::DEFAULT_JWKS_MIN_REFRESH_INTERVAL.as_secs() + 1);
+    // The provider rotates: a new kid, the old key withdrawn. Its JWKS
+    // answers slowly, so that requests arrive while the refetch is in flight.
+    env.idp.rotate_signing_key(testkit::SigningAlg::RS256);
+    env.idp.remove_old_keys();
+    env.idp
+        .inject(Endpoint::Jwks, Fault::Delay(Duration::from_millis(300)), 1);
+    let base = env.idp.counters().jwks_fetches;
+    let tokens: Vec<String> = (0..40).map(|_| env.idp.access_token(json!({}))).collect();
+    let ips: Vec<String> = (0..tokens.len()).map(|i| format!("10.9.1.{i}")).collect();
+    let answers =
+        futures_util::future::join_all(tokens.iter().zip(&ips).map(|(t, ip)| env.bearer(t, ip)))
+            .await;
+    for (i, r) in answers.iter().enumerate() {
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "request {i} during the rotation: {r:?}"
+        );
+    }
+    let fetches = env.idp.counters().jwks_fetches - base;
+    assert_eq!(fetches, 1, "one refetch serves every request");
+}

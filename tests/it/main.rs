@@ -8,6 +8,7 @@
 mod attacks;
 mod client_auth;
 mod doors;
+mod faults;
 mod github;
 mod hardening;
 mod headers;

@@ -325,11 +325,23 @@ async fn a_refused_refresh_on_one_replica_ends_the_session_on_the_other() {
 }
 
 const BREAKER: &str = "refreshBreakerThreshold: 3\nrefreshBreakerOpenSeconds: 2";
+/// A breaker that stays closed through one round of [`TRANSIENT`] faults, and
+/// a gate that gives up on a silent provider after 1 s.
+const BREAKER_SHORT_TIMEOUT: &str =
+    "refreshBreakerThreshold: 5\nrefreshBreakerOpenSeconds: 2\nproviderTimeout: 1";
+/// Transient token-endpoint faults: a server error, a dropped connection, a
+/// body that is not JSON, and no answer at all.
+const TRANSIENT: [Fault; 4] = [
+    Fault::Status(500),
+    Fault::Down,
+    Fault::Malformed,
+    Fault::Hang,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failure_with_a_valid_token_keeps_the_old_session() {
-    let env = Env::start(Door::Proxy, idp_config(), BREAKER).await;
-    for fault in [Fault::Status(500), Fault::Down] {
+    let env = Env::start(Door::Proxy, idp_config(), BREAKER_SHORT_TIMEOUT).await;
+    for fault in TRANSIENT {
         let jar = env.login().await;
         let before = env.idp.counters();
         env.idp.inject(Endpoint::Token, fault, 1);
@@ -354,8 +366,8 @@ async fn transient_failure_with_a_valid_token_keeps_the_old_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failure_with_an_expired_token_answers_503() {
-    let env = Env::start(Door::Proxy, idp_config(), BREAKER).await;
-    for fault in [Fault::Status(500), Fault::Down] {
+    let env = Env::start(Door::Proxy, idp_config(), BREAKER_SHORT_TIMEOUT).await;
+    for fault in TRANSIENT {
         let jar = expired(&env, &env.login().await);
         let before = env.idp.counters();
         env.idp.inject(Endpoint::Token, fault, 1);

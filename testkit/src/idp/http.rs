@@ -65,6 +65,19 @@ pub(crate) fn handler(
                         shared.counters.count_faulted(endpoint);
                         return Err(io::Error::other("injected fault: connection dropped"));
                     }
+                    Fault::Hang => {
+                        shared.counters.count_faulted(endpoint);
+                        std::future::pending::<()>().await;
+                    }
+                    Fault::Malformed => {
+                        shared.counters.count_faulted(endpoint);
+                        let mut resp = (StatusCode::OK, "{\"truncated\": [1, 2").into_response();
+                        resp.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
+                        return Ok(resp);
+                    }
                 }
             }
             let response = router.oneshot(req).await;

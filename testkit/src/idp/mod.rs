@@ -347,6 +347,10 @@ pub enum Fault {
     OAuthError(&'static str),
     /// Close the connection without sending a response.
     Down,
+    /// Accept the request and never answer (until the client gives up).
+    Hang,
+    /// Answer 200 with a JSON content type and a body that is not JSON.
+    Malformed,
 }
 
 /// A snapshot of the provider's request counters.
