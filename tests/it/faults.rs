@@ -158,7 +158,12 @@ async fn a_login_start_while_discovery_hangs_is_answered_within_the_timeout() {
     idp.inject(Endpoint::Discovery, Fault::Hang, 3);
     let yaml = gate_yaml(&idp, Some("http://127.0.0.1:9"), "providerTimeout: 1");
     let cfg = oidcgate::config::Config::from_yaml(&yaml, &|_| None).unwrap();
-    let gate = oidcgate::build_gate(&cfg, Arc::new(SystemClock)).unwrap();
+    let gate = oidcgate::assemble(
+        &cfg,
+        oidcgate::cache::Caches::memory(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
