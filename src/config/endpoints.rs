@@ -1,6 +1,7 @@
 //! The gate's own paths and the paths it leaves alone: callback, logout,
 //! after-logout target, back- and front-channel logout, excluded paths,
-//! allowed redirect hosts, and `forceHTTPS`.
+//! allowed redirect hosts, `forceHTTPS`, and the pages the gate shows
+//! (`customTemplatesDir`).
 //!
 //! Owns the refusals of these keys, including an excluded path that would
 //! swallow one of the gate's own endpoints.
@@ -9,7 +10,7 @@ use serde::Deserialize;
 
 use super::Report;
 use super::checks::{check_path, check_url};
-use crate::gate::DEFAULT_CALLBACK_PATH;
+use crate::gate::{DEFAULT_CALLBACK_PATH, Pages};
 
 /// Default back-channel logout path.
 pub const DEFAULT_BACKCHANNEL_PATH: &str = "/oauth2/backchannel-logout";
@@ -50,6 +51,9 @@ pub(super) struct Raw {
     /// Its path (default `/oauth2/frontchannel-logout`).
     #[serde(rename = "frontchannelLogoutURL")]
     pub(super) frontchannel_logout_url: Option<String>,
+    /// Directory of page templates replacing the built-in ones.
+    #[serde(rename = "customTemplatesDir")]
+    pub(super) custom_templates_dir: Option<String>,
 }
 
 /// What the endpoint keys configure (fields of the gate's settings).
@@ -62,6 +66,7 @@ pub(super) struct Parts {
     pub(super) force_https: bool,
     pub(super) backchannel_path: Option<String>,
     pub(super) frontchannel_path: Option<String>,
+    pub(super) pages: Pages,
 }
 
 /// Validates the endpoint keys.
@@ -124,7 +129,21 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
         DEFAULT_FRONTCHANNEL_PATH,
         r,
     );
+    let pages = match raw
+        .custom_templates_dir
+        .as_deref()
+        .filter(|d| !d.is_empty())
+    {
+        None => Pages::builtin(),
+        Some(dir) => Pages::from_dir(std::path::Path::new(dir)).unwrap_or_else(|errors| {
+            for e in errors {
+                r.error("customTemplatesDir", e.to_string());
+            }
+            Pages::builtin()
+        }),
+    };
     Parts {
+        pages,
         callback_path,
         logout_path,
         post_logout_redirect,
@@ -187,8 +206,65 @@ mod tests {
                 &["frontchannelLogoutURL"],
             ),
             ("forceHTTPS: maybe\n", &["forceHTTPS"]),
+            (
+                "customTemplatesDir: /nonexistent/oidcgate-templates\n",
+                // One error per missing page file.
+                &["customTemplatesDir"; 6],
+            ),
         ];
         check_refusals(cases);
+    }
+
+    /// A fresh directory holding the built-in templates.
+    fn template_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("oidcgate-templates-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/templates");
+        for kind in crate::gate::PageKind::ALL {
+            std::fs::copy(shipped.join(kind.file_name()), dir.join(kind.file_name())).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn custom_templates_dir_replaces_the_pages() {
+        let dir = template_dir("ok");
+        std::fs::write(
+            dir.join("forbidden.html"),
+            "<p>Custom: {{user}} / {{request_id}}</p>",
+        )
+        .unwrap();
+        let c = load(&format!("customTemplatesDir: {}\n", dir.display())).unwrap();
+        assert!(c.gate.pages.is_custom());
+        let data = crate::gate::PageData {
+            user: "<b>x</b>".into(),
+            request_id: "r1".into(),
+            ..Default::default()
+        };
+        let (html, _) = c
+            .gate
+            .pages
+            .render(crate::gate::PageKind::Forbidden, &data, false);
+        assert_eq!(html, "<p>Custom: &lt;b&gt;x&lt;/b&gt; / r1</p>");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_broken_template_is_refused_naming_the_file() {
+        let dir = template_dir("broken");
+        std::fs::remove_file(dir.join("logged-out.html")).unwrap();
+        std::fs::write(dir.join("error.html"), "<p>{{colour}}</p>").unwrap();
+        let errors = load(&format!("customTemplatesDir: {}\n", dir.display())).unwrap_err();
+        assert_eq!(errors.keys(), ["customTemplatesDir", "customTemplatesDir"]);
+        let text = errors.to_string();
+        assert!(text.contains("logged-out.html: cannot read"), "{text}");
+        assert!(
+            text.contains("error.html: unknown variable \"colour\""),
+            "{text}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -289,6 +289,7 @@ impl Config {
             backchannel_path: endpoints.backchannel_path,
             frontchannel_path: endpoints.frontchannel_path,
             security_outage_policy,
+            pages: endpoints.pages,
             ..GateSettings::default()
         };
         Self {

@@ -329,6 +329,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("callbackURL", EnvKind::Str),
     ("logoutURL", EnvKind::Str),
     ("postLogoutRedirectURI", EnvKind::Str),
+    ("customTemplatesDir", EnvKind::Str),
     ("sessionEncryptionKey", EnvKind::Str),
     ("previousSessionEncryptionKeys", EnvKind::List),
     ("scopes", EnvKind::List),

@@ -501,7 +501,13 @@ impl Gate {
         match outcome {
             Ok((id, claims)) => {
                 throttle.success(ip);
-                self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
+                self.inner
+                    .policy
+                    .authorize(&id)
+                    .map_err(|why| Error::Forbidden {
+                        why,
+                        user: id.identifier.clone(),
+                    })?;
                 let upstream_headers = self.bearer_headers(&id, &claims, token.unwrap_or(""));
                 Ok(Decision::Allow(Allow {
                     principal: Some(id),

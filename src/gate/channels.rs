@@ -153,16 +153,18 @@ impl Gate {
                 "front-channel logout for a provider session this gate did not issue; ignored"
             );
         }
-        let mut reply = Reply::new(
+        // The provider shows this page in an iframe (the page allows it).
+        let mut reply = super::pages::page(
+            &self.inner.settings,
+            view,
+            super::pages::PageKind::Frontchannel,
             StatusCode::OK,
-            "text/html; charset=utf-8",
-            "<!doctype html><title>Logged out</title><p>Logged out.</p>\n".into(),
+            "You have been signed out of this application.",
+            "",
         );
         reply
             .headers
             .insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
-        // The provider shows this page in an iframe.
-        reply.frameable = true;
         Ok(Decision::Respond(reply))
     }
 

@@ -29,7 +29,10 @@ impl Gate {
         let provider = &self.inner.provider;
         let user = provider.github_user(&tokens.access_token).await?;
         if let Some(gh) = provider.github() {
-            check_memberships(gh, &user).map_err(Error::Forbidden)?;
+            check_memberships(gh, &user).map_err(|why| Error::Forbidden {
+                why,
+                user: user.login.clone(),
+            })?;
         }
         let settings = self.inner.policy.settings();
         let claims = claims_of(&user);

@@ -17,7 +17,36 @@ use super::view::RequestView;
 use super::{Gate, safe_redirect};
 use crate::cache::{CacheKey, Namespace};
 use crate::oidc::{Provider, TokenResponse};
-use crate::session::{PendingLogin, Session, pkce_challenge, random_token};
+use crate::policy::Forbid;
+use crate::session::{DeniedLogin, PendingLogin, Session, pkce_challenge, random_token};
+
+/// The code of `why` in a [`DeniedLogin`] note.
+fn forbid_code(why: Forbid) -> u8 {
+    match why {
+        Forbid::User => 0,
+        Forbid::RoleOrGroup => 1,
+        Forbid::Organization => 2,
+        Forbid::Team => 3,
+    }
+}
+
+/// The rule a [`DeniedLogin`] note names (an unknown code: the user rule).
+fn forbid_of(code: u8) -> Forbid {
+    match code {
+        1 => Forbid::RoleOrGroup,
+        2 => Forbid::Organization,
+        3 => Forbid::Team,
+        _ => Forbid::User,
+    }
+}
+
+/// How a claimed login ended.
+enum Finished {
+    /// A session: its cookies and where to go next.
+    Session(Vec<http::HeaderValue>, String),
+    /// The user is not allowed: no session, a note for the page they return to.
+    Denied(DeniedLogin),
+}
 
 /// Bytes of randomness in `state` and `nonce`.
 const STATE_BYTES: usize = 24;
@@ -28,10 +57,13 @@ const MAX_PROVIDER_ERROR_CHARS: usize = 200;
 
 impl Gate {
     /// Starts a login that returns to `return_to` (already checked safe).
+    /// `prompt` (only `login`, from "sign in as someone else") asks the
+    /// provider to show its login form even when it has a session.
     pub(super) async fn start_login(
         &self,
         view: &RequestView,
         return_to: String,
+        prompt: Option<&str>,
     ) -> Result<Decision, Error> {
         let s = &self.inner.settings;
         if return_to.len() > super::MAX_RETURN_URL_BYTES {
@@ -49,7 +81,7 @@ impl Gate {
                 .metrics
                 .login(crate::telemetry::metrics::LoginResult::LoopRefused);
             // Reset the counter so the user can try again from the error page.
-            let reply = match super::rescue::rescue(Error::LoginLoop, view) {
+            let reply = match super::rescue::rescue(Error::LoginLoop, view, s) {
                 Decision::Respond(r) => {
                     r.with_cookies(vec![self.inner.sessions.clear_login(secure)])
                 }
@@ -100,6 +132,11 @@ impl Gate {
             for (k, v) in &s.extra_auth_params {
                 q.append_pair(k, v);
             }
+            if let Some(p) =
+                prompt.filter(|_| !s.extra_auth_params.iter().any(|(k, _)| k == "prompt"))
+            {
+                q.append_pair("prompt", p);
+            }
         }
         login.push(
             PendingLogin {
@@ -148,7 +185,7 @@ impl Gate {
         if !self.inner.sessions.carries_login(&view.headers) {
             return Err(Error::BadCallback(CallbackFault::NoLoginInProgress));
         }
-        let (login, pending) = self
+        let (mut login, pending) = self
             .inner
             .sessions
             .take_login(&view.headers, &state, now)
@@ -161,7 +198,17 @@ impl Gate {
             self.finish_callback(view, pending, now).await
         };
         match attempt.await {
-            Ok((mut set_cookies, location)) => {
+            Ok(Finished::Denied(denied)) => {
+                // No session: the browser goes back to the address it asked
+                // for and is refused there, naming the account it used.
+                let location = self.absolute(view, &denied.return_to);
+                login.denied = Some(denied);
+                Ok(Decision::Redirect {
+                    location,
+                    set_cookies: vec![self.inner.sessions.store_login(&login, secure)?],
+                })
+            }
+            Ok(Finished::Session(mut set_cookies, location)) => {
                 // Keep the loop counter (a session that never arrives back
                 // shows up as a loop); forget the finished login.
                 set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
@@ -171,7 +218,7 @@ impl Gate {
                     set_cookies,
                 })
             }
-            Err(e) => Ok(match super::rescue::rescue(e, view) {
+            Err(e) => Ok(match super::rescue::rescue(e, view, &self.inner.settings) {
                 Decision::Respond(r) => Decision::Respond(r.with_cookies(vec![spent])),
                 other => other,
             }),
@@ -195,13 +242,14 @@ impl Gate {
     }
 
     /// Exchanges the code of a claimed login, checks the identity and
-    /// stores the session: the session cookies and where to go next.
+    /// stores the session: the session cookies and where to go next, or
+    /// the note of a refused user.
     async fn finish_callback(
         &self,
         view: &RequestView,
         pending: crate::session::PendingLogin,
         now: u64,
-    ) -> Result<(Vec<http::HeaderValue>, String), Error> {
+    ) -> Result<Finished, Error> {
         let code = view
             .query_param("code")
             .ok_or(Error::BadCallback(CallbackFault::MissingCode))?;
@@ -214,20 +262,6 @@ impl Gate {
                 pending.pkce_verifier.as_deref(),
             )
             .await?;
-        let session = if self.inner.provider.github().is_some() {
-            self.session_from_github(tokens).await?
-        } else {
-            self.session_from_tokens(tokens, Some(&pending.nonce), None)
-                .await?
-        };
-        let identity = self.identity_of(&session);
-        self.inner
-            .policy
-            .authorize(&identity)
-            .map_err(Error::Forbidden)?;
-        tracing::info!(user = %session.identifier, "login succeeded");
-        self.record_provider_session(&session).await;
-        let set_cookies = self.store_session(&session, view, now).await?;
         let location = safe_redirect(
             &pending.return_to,
             &view.host,
@@ -236,7 +270,60 @@ impl Gate {
         )
         .filter(|t| !t.starts_with(&self.inner.settings.callback_path))
         .unwrap_or_else(|| "/".into());
-        Ok((set_cookies, self.absolute(view, &location)))
+        let session = if self.inner.provider.github().is_some() {
+            self.session_from_github(tokens).await
+        } else {
+            self.session_from_tokens(tokens, Some(&pending.nonce), None)
+                .await
+        };
+        let refused = match &session {
+            Ok(s) => self
+                .inner
+                .policy
+                .authorize(&self.identity_of(s))
+                .err()
+                .map(|why| (why, s.identifier.clone())),
+            Err(Error::Forbidden { why, user }) => Some((*why, user.clone())),
+            Err(_) => None,
+        };
+        if let Some((why, user)) = refused {
+            tracing::info!(user = %user, "login refused by the access policy");
+            return Ok(Finished::Denied(DeniedLogin {
+                user,
+                return_to: location,
+                reason: forbid_code(why),
+                created_at: now,
+            }));
+        }
+        let session = session?;
+        tracing::info!(user = %session.identifier, "login succeeded");
+        self.record_provider_session(&session).await;
+        let set_cookies = self.store_session(&session, view, now).await?;
+        Ok(Finished::Session(
+            set_cookies,
+            self.absolute(view, &location),
+        ))
+    }
+
+    /// The refusal noted by a login that just finished with a user the
+    /// policy refuses, when the browser is back at the address it asked for.
+    pub(super) fn denied_here(&self, view: &RequestView) -> Option<Error> {
+        let login = self.inner.sessions.load_login(&view.headers, self.now())?;
+        let denied = login.denied?;
+        let here = view.path_and_query();
+        let back_to = denied.return_to.as_str();
+        // `return_to` is the redirect target: a path, or an absolute URL
+        // on an allowed host.
+        let same = back_to == here
+            || url::Url::parse(back_to).is_ok_and(|u| {
+                u.host_str()
+                    .is_some_and(|h| view.host == h || view.host.split(':').next() == Some(h))
+                    && u[url::Position::BeforePath..] == here
+            });
+        same.then_some(Error::Forbidden {
+            why: forbid_of(denied.reason),
+            user: denied.user,
+        })
     }
 
     /// Verifies a token response and builds the session it stands for.

@@ -33,6 +33,19 @@ impl Gate {
             })
             .unwrap_or_else(|| s.post_logout_redirect.clone());
         let absolute = self.absolute(view, &target);
+        if session.is_none() && view.query_param("rd").is_none() {
+            // Nothing to end and nowhere asked to go: say so, instead of
+            // sending the browser where a new login starts at once.
+            let page = super::pages::page(
+                s,
+                view,
+                super::pages::PageKind::LoggedOut,
+                http::StatusCode::OK,
+                "You have been signed out.",
+                "",
+            );
+            return Ok(Decision::Respond(page.with_cookies(set_cookies)));
+        }
         if let Some(session) = &session {
             tracing::info!(user = %session.identifier, "logout");
             // A copy of the cookie kept elsewhere must not outlive the logout.

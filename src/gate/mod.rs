@@ -19,6 +19,7 @@ mod login;
 mod logout;
 mod observe;
 mod outage;
+mod pages;
 mod redirect;
 mod refresh;
 mod rescue;
@@ -44,6 +45,7 @@ pub use health::{
     Status,
 };
 pub use outage::OutagePolicy;
+pub use pages::{MAX_TEMPLATE_BYTES, PageData, PageKind, Pages, TemplateError, Var};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
     DEFAULT_CROSS_REPLICA_WAIT, DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN,
@@ -132,6 +134,8 @@ pub struct GateSettings {
     /// `Access-Control-Request-Method`) through without authentication
     /// (`allowUnauthenticatedPreflight`).
     pub allow_unauthenticated_preflight: bool,
+    /// The pages a person sees from the gate (`customTemplatesDir`).
+    pub pages: Pages,
 }
 
 impl Default for GateSettings {
@@ -157,6 +161,7 @@ impl Default for GateSettings {
             frontchannel_path: None,
             security_outage_policy: None,
             allow_unauthenticated_preflight: false,
+            pages: Pages::builtin(),
         }
     }
 }
@@ -272,7 +277,7 @@ impl Gate {
                 if let Some(reason) = observe::bearer_reason(&e) {
                     self.inner.metrics.bearer_rejected(reason);
                 }
-                rescue::rescue(e, view)
+                rescue::rescue(e, view, &self.inner.settings)
             }
         };
         match decision {
@@ -333,7 +338,8 @@ impl Gate {
                 &s.allowed_redirect_hosts,
             )
             .ok_or(Error::UnsafeRedirect)?;
-            return Box::pin(self.start_login(view, target)).await;
+            let prompt = view.query_param("prompt").filter(|p| p == "login");
+            return Box::pin(self.start_login(view, target, prompt.as_deref())).await;
         }
         if s.allow_unauthenticated_preflight && headers::is_preflight(view) {
             return Ok(Decision::Allow(self.open_allow()));
@@ -453,7 +459,7 @@ impl Gate {
             let d = self
                 .login_required(view)
                 .await
-                .unwrap_or_else(|e| rescue::rescue(e, view));
+                .unwrap_or_else(|e| rescue::rescue(e, view, &self.inner.settings));
             return Ok(match d {
                 Decision::Respond(r) => Decision::Respond(r.with_cookies(clear)),
                 other => other,
@@ -475,7 +481,13 @@ impl Gate {
             groups: session.groups.clone(),
             roles: session.roles.clone(),
         };
-        self.inner.policy.authorize(&id).map_err(Error::Forbidden)?;
+        self.inner
+            .policy
+            .authorize(&id)
+            .map_err(|why| Error::Forbidden {
+                why,
+                user: id.identifier.clone(),
+            })?;
         if self.inner.sessions.carries_login(&view.headers) {
             // The login round trip is over: drop the loop counter.
             set_cookies.push(self.inner.sessions.clear_login(self.secure(view)));
@@ -492,6 +504,9 @@ impl Gate {
     /// A request without a usable session: 401 for scripts and probes, a
     /// login redirect for browsers.
     async fn login_required(&self, view: &RequestView) -> Result<Decision, Error> {
+        if let Some(refused) = self.denied_here(view) {
+            return Err(refused);
+        }
         if view.probe {
             let rd = view.path_and_query();
             let start = format!(
@@ -511,7 +526,7 @@ impl Gate {
             return Err(Error::Unauthenticated);
         }
         let return_to = view.path_and_query();
-        self.start_login(view, return_to).await
+        self.start_login(view, return_to, None).await
     }
 
     /// Whether cookies for this request carry `Secure`.

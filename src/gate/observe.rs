@@ -84,7 +84,7 @@ fn credential_hash(view: &RequestView) -> Option<TokenHash> {
 pub(crate) fn callback_result(r: &Result<Decision, Error>) -> CallbackResult {
     match r {
         Ok(_) => CallbackResult::Success,
-        Err(Error::Forbidden(_) | Error::Identity(_)) => CallbackResult::Forbidden,
+        Err(Error::Forbidden { .. } | Error::Identity(_)) => CallbackResult::Forbidden,
         Err(Error::ProviderDenied(_)) => CallbackResult::ProviderError,
         Err(Error::BadCallback(_) | Error::MethodNotAllowed(_)) => CallbackResult::Invalid,
         Err(Error::Oidc(o)) if o.is_transient() => CallbackResult::Unavailable,

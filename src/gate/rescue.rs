@@ -5,8 +5,10 @@
 
 use http::StatusCode;
 
+use super::GateSettings;
 use super::bearer::{BearerReject, challenge_header};
 use super::decision::{Decision, Reply};
+use super::pages::{self, PageKind};
 use super::view::RequestView;
 use crate::oidc;
 use crate::policy::{Forbid, IdentityError};
@@ -19,7 +21,12 @@ pub enum Error {
     Unauthenticated,
     /// Logged in but not allowed.
     #[error("access denied")]
-    Forbidden(Forbid),
+    Forbidden {
+        /// Which rule refused.
+        why: Forbid,
+        /// The refused user's identifier (shown on the page, never logged here).
+        user: String,
+    },
     /// An identity-header spelling a proxy might pass on was sent.
     #[error("ambiguous identity header in request")]
     AmbiguousIdentityHeader,
@@ -142,24 +149,54 @@ pub enum LogoutFault {
     MissingSid,
 }
 
-/// Maps an engine error to the reply the client sees.
-pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
+/// The page a browser sees for `e`.
+fn page_kind(e: &Error) -> PageKind {
+    match e {
+        Error::Forbidden { .. } | Error::Identity(_) => PageKind::Forbidden,
+        Error::BadCallback(_)
+        | Error::ProviderDenied(_)
+        | Error::LoginLoop
+        | Error::ReturnUrlTooLong => PageKind::LoginFailed,
+        Error::Oidc(o) if o.is_token_fault() => PageKind::LoginFailed,
+        Error::Oidc(oidc::Error::OAuth {
+            kind: oidc::OAuthErrorKind::InvalidGrant,
+            ..
+        }) => PageKind::LoginFailed,
+        Error::Oidc(_)
+        | Error::RefreshUnavailable
+        | Error::SessionStore(_)
+        | Error::RevocationUnavailable => PageKind::Unavailable,
+        Error::Unauthenticated
+        | Error::AmbiguousIdentityHeader
+        | Error::UnsafeRedirect
+        | Error::MethodNotAllowed(_)
+        | Error::BadLogoutRequest(_)
+        | Error::Session(_)
+        | Error::BearerRejected { .. }
+        | Error::BearerThrottled { .. }
+        | Error::FrontchannelThrottled { .. } => PageKind::Error,
+    }
+}
+
+/// Maps an engine error to the reply the client sees: JSON for API
+/// clients, otherwise the page of its [`PageKind`] from `settings.pages`.
+pub(crate) fn rescue(e: Error, view: &RequestView, settings: &GateSettings) -> Decision {
     let json = view.wants_json();
     let (status, msg): (StatusCode, String) = match &e {
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "Authentication required".into()),
-        Error::Forbidden(Forbid::User) => (
+        Error::Forbidden { why: Forbid::User, .. } => (
             StatusCode::FORBIDDEN,
             "Access denied: you are not authorized to access this resource.".into(),
         ),
-        Error::Forbidden(Forbid::RoleOrGroup) => (
+        Error::Forbidden { why: Forbid::RoleOrGroup, .. } => (
             StatusCode::FORBIDDEN,
             "Access denied: you do not have any of the allowed roles or groups.".into(),
         ),
-        Error::Forbidden(Forbid::Organization) => (
+        Error::Forbidden { why: Forbid::Organization, .. } => (
             StatusCode::FORBIDDEN,
             "Access denied: you are not a member of an allowed GitHub organization.".into(),
         ),
-        Error::Forbidden(Forbid::Team) => (
+        Error::Forbidden { why: Forbid::Team, .. } => (
             StatusCode::FORBIDDEN,
             "Access denied: you are not a member of an allowed GitHub team.".into(),
         ),
@@ -239,7 +276,15 @@ pub(crate) fn rescue(e: Error, view: &RequestView) -> Decision {
     } else {
         tracing::debug!(error = %e, status = status.as_u16(), path, "request refused");
     }
-    let mut reply = Reply::error(status, &msg, json);
+    let mut reply = if json {
+        Reply::error(status, &msg, true)
+    } else {
+        let user = match &e {
+            Error::Forbidden { user, .. } => user.as_str(),
+            _ => "",
+        };
+        pages::page(settings, view, page_kind(&e), status, &msg, user)
+    };
     match e {
         Error::MethodNotAllowed(allow) => reply = reply.with_header(http::header::ALLOW, allow),
         Error::BearerRejected {

@@ -584,6 +584,13 @@ impl SessionCodec {
             .pending
             .retain(|p| now < p.created_at.saturating_add(ttl));
         login.pending.truncate(MAX_PENDING_LOGINS);
+        if login
+            .denied
+            .as_ref()
+            .is_some_and(|d| now >= d.created_at.saturating_add(ttl) || d.created_at > now)
+        {
+            login.denied = None;
+        }
         login
     }
 

@@ -34,7 +34,9 @@ pub use codec::{
 pub use crypto::{
     MIN_KEY_LEN, SID_BYTES, open_with_secret, pkce_challenge, random_token, seal_with_secret,
 };
-pub use model::{LOGIN_ATTEMPT_WINDOW_SECS, LoginState, MAX_PENDING_LOGINS, PendingLogin, Session};
+pub use model::{
+    DeniedLogin, LOGIN_ATTEMPT_WINDOW_SECS, LoginState, MAX_PENDING_LOGINS, PendingLogin, Session,
+};
 
 /// Errors from building a [`SessionCodec`] or from producing cookies.
 ///

@@ -154,6 +154,29 @@ pub struct LoginState {
     /// Unix seconds when the current attempt window started.
     #[serde(rename = "w", default)]
     pub window_started_at: u64,
+    /// The last login finished with a user the policy refuses: the browser
+    /// was sent back to where it came from, and gets the refusal there.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub denied: Option<DeniedLogin>,
+}
+
+/// A finished login whose user is not allowed. The user gets no session;
+/// this note lets the page they return to answer 403 naming them instead
+/// of starting another login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeniedLogin {
+    /// The refused user's identifier.
+    #[serde(rename = "u")]
+    pub user: String,
+    /// The address the browser was sent back to (path and query).
+    #[serde(rename = "t")]
+    pub return_to: String,
+    /// Which rule refused, as a code the gate assigns (0: the user).
+    #[serde(rename = "r", default)]
+    pub reason: u8,
+    /// Unix seconds when the login finished.
+    #[serde(rename = "c")]
+    pub created_at: u64,
 }
 
 impl LoginState {
@@ -172,6 +195,7 @@ impl LoginState {
             self.window_started_at = now;
         }
         self.attempts = self.attempts.saturating_add(1);
+        self.denied = None;
         self.pending.insert(0, pending);
         self.pending.truncate(MAX_PENDING_LOGINS);
     }

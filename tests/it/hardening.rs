@@ -108,7 +108,7 @@ async fn issue12_f3_gate_pages_are_never_an_allow() {
         hs.retain(|(k, _)| *k != "accept");
         let r = raw_owned(&h.gate, path, &hs).await;
         assert!(!r.status.is_success(), "{path}: {r:?}");
-        assert!(r.body.contains("Logged out"), "{path}: {r:?}");
+        assert!(r.body.contains("You are signed out"), "{path}: {r:?}");
     }
     // Served directly (the provider's iframe reaching the gate on a route
     // of its own), the page is an ordinary 200.

@@ -169,11 +169,11 @@ async fn identifier_falls_back_to_sub_when_claim_missing() {
 }
 
 #[tokio::test]
-async fn allowed_users_refuses_others_at_callback() {
+async fn allowed_users_refuses_others_at_the_address_they_asked_for() {
     for door in Door::ALL {
         let h = Harness::start(door, "allowedUsers: [someone.else@example.com]").await;
         let mut b = h.browser();
-        let first = b.get_app("/").await;
+        let first = b.get_app("/private?x=1").await;
         let start = match b.next_hop(&first) {
             Some(u) if door == Door::AuthRequest => b.get(&u).await,
             _ => first,
@@ -181,16 +181,24 @@ async fn allowed_users_refuses_others_at_callback() {
         let hops = b.navigate(&start.location().unwrap()).await;
         let last = hops.last().unwrap();
         assert_eq!(last.status, StatusCode::FORBIDDEN, "{door:?}: {last:?}");
+        // The address bar shows the page asked for, not the callback and
+        // its used code.
+        assert_eq!(last.url.path(), "/private", "{door:?}: {}", last.url);
+        assert_eq!(last.url.query(), Some("x=1"));
         assert!(
-            last.url.path().ends_with("/oauth2/callback"),
-            "{}",
-            last.url
+            last.body.contains(USER_EMAIL),
+            "{door:?}: names the account"
         );
         assert!(
-            last.set_cookie(SESSION_COOKIE).is_none(),
+            hops.iter().all(|r| r.set_cookie(SESSION_COOKIE).is_none()),
             "no session for a refused user"
         );
         assert!(!b.jar.contains_key(SESSION_COOKIE));
+        // Once the login is over, the provider is not asked again for the
+        // same address: the answer is the same refusal.
+        let again = b.get_app("/private?x=1").await;
+        assert_eq!(again.status, StatusCode::FORBIDDEN, "{door:?}: {again:?}");
+        assert_eq!(h.idp.counters().authorize, 1);
     }
 }
 

@@ -13,5 +13,6 @@ mod github;
 mod hardening;
 mod headers;
 mod login;
+mod pages;
 mod providers;
 mod support;
