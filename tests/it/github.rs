@@ -123,11 +123,11 @@ async fn github_unverified_primary_email_is_not_used() {
     let s = GitHubSetup::start(Door::ForwardAuth, a, "allowedUserDomains: [example.com]\n").await;
     let mut b = s.browser();
     let hops = s.login(&mut b).await;
-    let callback = hops
-        .iter()
-        .find(|r| r.url.path() == "/oauth2/callback")
-        .unwrap();
-    assert_eq!(callback.status, StatusCode::FORBIDDEN, "{callback:?}");
+    // Refused after the callback: the browser is sent back and refused there.
+    let last = hops.last().unwrap();
+    assert_eq!(last.url.path(), "/");
+    assert_eq!(last.status, StatusCode::FORBIDDEN, "{last:?}");
+    assert!(!b.jar.contains_key(SESSION_COOKIE));
 }
 
 #[tokio::test]
@@ -144,10 +144,12 @@ async fn github_organization_rule_refuses_outsiders_and_admits_members() {
             .any(|(k, v)| k == "scope" && v.split(' ').any(|s| s == "read:org")),
         "{authorize}"
     );
+    // Refused at the address asked for, not at the callback, naming the account.
     let last = hops.last().unwrap();
-    assert_eq!(last.url.path(), "/oauth2/callback");
+    assert_eq!(last.url.path(), "/");
     assert_eq!(last.status, StatusCode::FORBIDDEN, "{last:?}");
     assert!(last.body.contains("GitHub organization"), "{}", last.body);
+    assert!(last.body.contains(LOGIN), "{}", last.body);
     assert!(!b.jar.contains_key(SESSION_COOKIE));
 
     let mut member = account();
