@@ -100,16 +100,7 @@ impl Gate {
         };
         let redirect_uri = format!("{}{}", self.origin(view), s.callback_path);
 
-        let mut scopes = s.scopes.clone();
-        if !s.override_scopes
-            && meta
-                .scopes_supported
-                .as_ref()
-                .is_some_and(|sup| sup.iter().any(|x| x == "offline_access"))
-            && !scopes.iter().any(|x| x == "offline_access")
-        {
-            scopes.push("offline_access".into());
-        }
+        let scopes = self.login_scopes(meta);
         let mut url = url::Url::parse(&meta.authorization_endpoint)
             .map_err(|_| crate::oidc::Error::ProviderInvalid("authorization_endpoint".into()))?;
         {
@@ -161,6 +152,23 @@ impl Gate {
             location: url.to_string(),
             set_cookies,
         })
+    }
+
+    /// The scopes of a login: the configured ones, plus `offline_access`
+    /// when the provider offers it and the scopes are not overridden.
+    fn login_scopes(&self, meta: &crate::oidc::ProviderMetadata) -> Vec<String> {
+        let s = &self.inner.settings;
+        let mut scopes = s.scopes.clone();
+        if !s.override_scopes
+            && meta
+                .scopes_supported
+                .as_ref()
+                .is_some_and(|sup| sup.iter().any(|x| x == "offline_access"))
+            && !scopes.iter().any(|x| x == "offline_access")
+        {
+            scopes.push("offline_access".into());
+        }
+        scopes
     }
 
     /// The redirect-URI endpoint.

@@ -82,7 +82,10 @@ async fn keycloak_login_reads_realm_roles_from_the_access_token() {
         "roleClaimName: realm_access.roles\nallowedRolesAndGroups: [admin]\n",
     )
     .await;
-    let refused = callback_answer(&h, &mut h.browser()).await;
+    let mut b = h.browser();
+    let back = callback_answer(&h, &mut b).await;
+    assert_eq!(back.status, StatusCode::FOUND, "{back:?}");
+    let refused = b.get(&back.location().unwrap()).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
 }
 
