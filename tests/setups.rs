@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use oidcgate::config::{Config, DEFAULT_LISTEN};
 use oidcgate::doors::app::{HEALTHZ_PATH, READYZ_PATH};
+use oidcgate::doors::ops::{CONVENTIONAL_METRICS_PORT, METRICS_PATH};
 use oidcgate::policy::{FOREIGN_IDENTITY_HEADERS, IDENTITY_HEADERS};
 use oidcgate::session::SessionCodec;
 use serde_norway::Value;
@@ -412,6 +413,17 @@ fn kubernetes_probes_and_ports_match_the_defaults() {
             .unwrap_or_else(|| panic!("no container port {name}"))
     };
     assert_eq!(port_of("http"), u64::from(default_port()));
+    // Metrics: the container port, the scrape annotations and the
+    // configuration's metricsAddress agree.
+    let metrics_port = u64::from(CONVENTIONAL_METRICS_PORT);
+    assert_eq!(port_of("metrics"), metrics_port);
+    let annotations = string_map(get(
+        deployment,
+        &["spec", "template", "metadata", "annotations"],
+    ));
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], metrics_port.to_string());
+    assert_eq!(annotations["prometheus.io/path"], METRICS_PATH);
     for (probe, path) in [
         ("livenessProbe", HEALTHZ_PATH),
         ("readinessProbe", READYZ_PATH),
@@ -447,6 +459,12 @@ fn kubernetes_probes_and_ports_match_the_defaults() {
     assert!(
         cfg.listen.ip().is_unspecified(),
         "a pod must listen beyond loopback"
+    );
+    let metrics = cfg.ops.metrics_address.expect("metricsAddress set");
+    assert_eq!(u64::from(metrics.port()), metrics_port);
+    assert!(
+        metrics.ip().is_unspecified(),
+        "Prometheus scrapes the pod address"
     );
 
     let service = kind(&docs, "Service", "oidcgate");
@@ -636,6 +654,8 @@ fn systemd_unit_is_hardened() {
             .unwrap_or_else(|| panic!("no {k}="))
     };
     assert!(value("ExecStart").starts_with("/usr/local/bin/oidcgate run"));
+    // `systemctl reload` is the gate's SIGHUP reload (tests/ops/sighup.rs).
+    assert_eq!(value("ExecReload"), "/bin/kill -HUP $MAINPID");
     for (k, v) in [
         ("DynamicUser", "yes"),
         ("NoNewPrivileges", "yes"),
@@ -709,4 +729,102 @@ fn health_command_asks_the_configured_listener() {
         "{}",
         String::from_utf8_lossy(&up.stderr)
     );
+}
+
+/// The metric names an exposition offers to queries: each family's samples
+/// (`_total` for counters, `_bucket`/`_sum`/`_count` for histograms, the
+/// name itself for gauges and `_info` for info metrics).
+fn exported_names(exposition: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = rest.split(' ');
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        for s in suffixes {
+            names.insert(format!("{name}{s}"));
+        }
+    }
+    names
+}
+
+#[test]
+fn grafana_dashboard_queries_only_exported_metrics() {
+    use std::sync::Arc;
+
+    use oidcgate::telemetry::metrics::{Exporter, Metrics, Source};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let caches = rt
+        .block_on(oidcgate::cache::Caches::new(
+            oidcgate::cache::CacheSettings::default(),
+        ))
+        .unwrap();
+    let dashboard = read("deploy/grafana/oidcgate.json");
+    let json: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut queries = Vec::new();
+    fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "query", serde_json::Value::String(s)) => out.push(s.clone()),
+                        _ => collect(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    collect(&json, &mut queries);
+    assert!(queries.len() > 10, "{queries:?}");
+    for prefix in ["oidcgate", "traefikoidc"] {
+        let sources: Vec<Arc<dyn Source>> =
+            vec![Arc::new(Metrics::new()), Arc::new(caches.clone())];
+        let exporter = Exporter::new(prefix, sources).unwrap();
+        let exported = exported_names(&exporter.encode().unwrap());
+        assert!(
+            exported.contains(&format!("{prefix}_build_info")),
+            "{exported:?}"
+        );
+        let mut used = BTreeSet::new();
+        for q in &queries {
+            let q = q.replace("${prefix}", prefix);
+            let mut rest = q.as_str();
+            while let Some(i) = rest.find(&format!("{prefix}_")) {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                used.insert(name);
+            }
+        }
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{prefix}: the dashboard queries metrics the gate does not export: {unknown:?}"
+        );
+        if prefix == "traefikoidc" {
+            // The names of the Redis deployment guide, which its dashboard uses.
+            for name in [
+                "traefikoidc_cache_hits_total",
+                "traefikoidc_cache_requests_total",
+                "traefikoidc_redis_operation_duration_seconds_bucket",
+                "traefikoidc_circuit_breaker_state",
+            ] {
+                assert!(exported.contains(name), "{name}: {exported:?}");
+            }
+        }
+    }
 }

@@ -109,7 +109,13 @@ pub(super) fn settings(raw: Raw, r: &mut Report) -> Parts {
     if let Some(a) = raw.metrics_address.as_deref().filter(|a| !a.is_empty()) {
         match a.parse() {
             Ok(addr) => ops.metrics_address = Some(addr),
-            Err(_) => r.error("metricsAddress", "expected host:port, e.g. 127.0.0.1:9464"),
+            Err(_) => r.error(
+                "metricsAddress",
+                format!(
+                    "expected host:port, e.g. 127.0.0.1:{}",
+                    crate::doors::ops::CONVENTIONAL_METRICS_PORT
+                ),
+            ),
         }
     }
     if let Some(p) = &raw.metrics_prefix {

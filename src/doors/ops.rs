@@ -25,6 +25,9 @@ use crate::telemetry::metrics::{Exporter, Format};
 
 /// The metrics path on the `metricsAddress` listener.
 pub const METRICS_PATH: &str = "/metrics";
+/// The metrics port the examples, manifests and dashboards use
+/// (`metricsAddress` has no default: metrics are off until it is set).
+pub const CONVENTIONAL_METRICS_PORT: u16 = 9464;
 /// How often `watchConfig` looks at the configuration file.
 pub const DEFAULT_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 

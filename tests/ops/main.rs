@@ -24,6 +24,7 @@ use testkit::{IdpConfig, TestIdp};
 mod health;
 mod metrics;
 mod reload;
+mod sighup;
 
 /// The API audience of the test provider's access tokens.
 const AUDIENCE: &str = "api://default";
