@@ -2,9 +2,11 @@
 //!
 //! The service builds the request view, asks the gate, and either answers
 //! itself (redirects, denials, own endpoints) or passes the request on to the
-//! inner service with the client's identity headers stripped and the gate's
-//! added. Forward-auth, auth_request and the reverse proxy are this layer over
-//! different inner services.
+//! inner service with its headers edited as the gate decided
+//! ([`Gate::edit_upstream_headers`]: client identity headers out, the gate's
+//! in). Forward-auth, auth_request and the reverse proxy are this layer over
+//! different inner services. As tower-http's `async_require_authorization`,
+//! the service fails only when the inner service does (`Error = S::Error`).
 //!
 //! ```no_run
 //! # async fn example(gate: oidcgate::gate::Gate) {
@@ -19,7 +21,10 @@
 //! # }
 //! ```
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -46,11 +51,12 @@ pub enum ViewSource {
     Forwarded,
 }
 
-/// The gate as a tower layer.
+/// The gate as a tower layer. Cheap to clone: the gate and the trusted
+/// networks are shared.
 #[derive(Clone)]
 pub struct OidcLayer {
     gate: Gate,
-    trusted: TrustedProxies,
+    trusted: Arc<TrustedProxies>,
     source: ViewSource,
     probe: bool,
     door: Door,
@@ -65,7 +71,7 @@ impl OidcLayer {
         };
         Self {
             gate,
-            trusted,
+            trusted: Arc::new(trusted),
             source,
             probe: false,
             door,
@@ -102,6 +108,21 @@ impl<S> Layer<S> for OidcLayer {
 pub struct OidcService<S> {
     layer: OidcLayer,
     inner: S,
+}
+
+/// The future of [`OidcService`]: the gate's decision, then the inner
+/// service's answer (or the gate's own). Fails only when the inner service
+/// does.
+pub struct ResponseFuture<E> {
+    inner: Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>,
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
 }
 
 /// The view of `req`, or the reply refusing it. The request's headers move
@@ -214,83 +235,84 @@ impl<S, ReqB, ResB> Service<Request<ReqB>> for OidcService<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: 'static,
     ReqB: Send + 'static,
     ResB: http_body::Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
     type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = super::ResponseFuture;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         // Take the service that was driven to readiness; leave a clone behind.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let security = layer.gate.policy().security_headers();
-            let origin = req.headers().get(header::ORIGIN).cloned();
-            let mut view = match view_of(&mut req, &layer.trusted, layer.source) {
-                Ok(v) => v,
-                Err(reply) => {
-                    let mut resp = render::reply(*reply);
-                    let https = req.uri().scheme_str() == Some("https");
-                    security
-                        .for_request(https, origin.as_ref())
-                        .apply(resp.headers_mut(), false);
-                    return Ok(resp);
-                }
-            };
-            view.probe = layer.probe;
-            let answer = security.for_request(view.https, origin.as_ref());
-            match layer.gate.decide_at(layer.door, &view).await {
-                Decision::Allow(allow) => {
-                    // The headers go back to the request that is passed on.
-                    *req.headers_mut() = std::mem::take(&mut view.headers);
-                    let headers = req.headers_mut();
-                    // Before the gate adds anything: a header the client
-                    // names in `Connection` must not take ours with it.
-                    super::hop::drop_connection_named(headers);
-                    layer.gate.policy().strip_client_headers(headers);
-                    if allow.strip_authorization {
-                        headers.remove(header::AUTHORIZATION);
-                    }
-                    if layer.gate.settings().strip_auth_cookies {
-                        layer.gate.sessions().strip_own_cookie_headers(headers);
-                    }
-                    if allow.principal.is_some() {
-                        for (k, v) in &allow.upstream_headers {
-                            if !v.is_empty() {
-                                headers.insert(k.clone(), v.clone());
-                            }
-                        }
-                    }
-                    // The allow service answers with exactly these (the
-                    // complete set, empty values included); built once.
-                    req.extensions_mut()
-                        .insert(IdentityHeaders(allow.upstream_headers));
-                    req.extensions_mut().insert(Principal(allow.principal));
-                    // The inner service (the reverse proxy) forwards exactly
-                    // what was judged, without interpreting the request again.
-                    req.extensions_mut().insert(view);
-                    let resp = inner.call(req).await.map_err(Into::into)?;
-                    let mut resp = finish(resp, allow.set_cookies);
-                    answer.apply(resp.headers_mut(), false);
-                    Ok(resp)
-                }
-                other => {
-                    let frameable = matches!(&other, Decision::Respond(r) if r.frameable);
-                    let mut resp = render::not_allowed(other, layer.probe);
-                    answer.apply(resp.headers_mut(), frameable);
-                    Ok(resp)
-                }
-            }
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture {
+            inner: Box::pin(judge(self.layer.clone(), inner, req)),
+        }
+    }
+}
+
+/// Asks the gate about `req` and answers: the inner service's response for
+/// an allowed request (its headers edited as the gate decided), the gate's
+/// own answer otherwise.
+async fn judge<S, ReqB, ResB>(
+    layer: OidcLayer,
+    mut inner: S,
+    mut req: Request<ReqB>,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: http_body::Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    let security = layer.gate.policy().security_headers();
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut view = match view_of(&mut req, &layer.trusted, layer.source) {
+        Ok(v) => v,
+        Err(reply) => {
+            let mut resp = render::reply(*reply);
+            let https = req.uri().scheme_str() == Some("https");
+            security
+                .for_request(https, origin.as_ref())
+                .apply(resp.headers_mut(), false);
+            return Ok(resp);
+        }
+    };
+    view.probe = layer.probe;
+    let answer = security.for_request(view.https, origin.as_ref());
+    match layer.gate.decide_at(layer.door, &view).await {
+        Decision::Allow(allow) => {
+            // The headers go back to the request that is passed on.
+            *req.headers_mut() = std::mem::take(&mut view.headers);
+            // Before the gate edits anything: a header the client names in
+            // `Connection` must not take the gate's with it.
+            super::hop::drop_connection_named(req.headers_mut());
+            layer.gate.edit_upstream_headers(&allow, req.headers_mut());
+            // The allow service answers with exactly these (the complete
+            // set, empty values included); built once.
+            req.extensions_mut()
+                .insert(IdentityHeaders(allow.upstream_headers));
+            req.extensions_mut().insert(Principal(allow.principal));
+            // The inner service (the reverse proxy) forwards exactly what
+            // was judged, without interpreting the request again.
+            req.extensions_mut().insert(view);
+            let resp = inner.call(req).await?;
+            let mut resp = finish(resp, allow.set_cookies);
+            answer.apply(resp.headers_mut(), false);
+            Ok(resp)
+        }
+        other => {
+            let frameable = matches!(&other, Decision::Respond(r) if r.frameable);
+            let mut resp = render::not_allowed(other, layer.probe);
+            answer.apply(resp.headers_mut(), frameable);
+            Ok(resp)
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //! sent upstream is the gate's normalised path, so what the policy judged is
 //! exactly what the upstream serves.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ use tower::Service;
 use super::hop::{is_websocket_upgrade, strip_hop_by_hop};
 use super::layer::view_of;
 use super::trust::TrustedProxies;
-use super::{Body, BoxError, full};
+use super::{Body, full, render};
+use crate::gate::Error;
 
 /// Time allowed to connect to the upstream.
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,10 +54,11 @@ impl ProxyService {
 
 impl Service<Request<Incoming>> for ProxyService {
     type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = super::ResponseFuture;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send + 'static>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
@@ -74,7 +79,7 @@ impl ProxyService {
                     *req.headers_mut() = std::mem::take(&mut v.headers);
                     v
                 }
-                Err(_) => return status(StatusCode::BAD_REQUEST),
+                Err(refusal) => return render::reply(*refusal),
             },
         };
         let base = self.upstream.path().trim_end_matches('/');
@@ -82,10 +87,10 @@ impl ProxyService {
         let mut parts = self.upstream.clone().into_parts();
         parts.path_and_query = match target.parse() {
             Ok(pq) => Some(pq),
-            Err(_) => return status(StatusCode::BAD_REQUEST),
+            Err(_) => return render::error(Error::UnforwardableTarget),
         };
         let Ok(uri) = Uri::from_parts(parts) else {
-            return status(StatusCode::BAD_GATEWAY);
+            return render::error(Error::UpstreamUnreachable);
         };
 
         let req_peer = req.extensions().get::<super::PeerAddr>().map(|p| p.0.ip());
@@ -108,7 +113,7 @@ impl ProxyService {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %crate::doors::server::chain(&e), "upstream unreachable");
-                return status(StatusCode::BAD_GATEWAY);
+                return render::error(Error::UpstreamUnreachable);
             }
         };
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -134,12 +139,6 @@ impl ProxyService {
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
     }
-}
-
-fn status(s: StatusCode) -> Response<Body> {
-    let mut r = Response::new(full(s.canonical_reason().unwrap_or("")));
-    *r.status_mut() = s;
-    r
 }
 
 /// Client-address headers: what the client sent is replaced by what the gate

@@ -3,7 +3,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::{Body, full};
-use crate::gate::{Decision, Reply};
+use crate::gate::{Decision, Error, Reply, error_reply};
 
 /// Headers on every response the gate writes itself.
 fn harden(resp: &mut Response<Body>) {
@@ -36,6 +36,12 @@ pub(crate) fn reply(r: Reply) -> Response<Body> {
     }
     harden_framing(&mut resp, frameable);
     resp
+}
+
+/// Renders the one reply of the gate's error table for `e` (a door's own
+/// failure: unreachable upstream, failed inner service).
+pub(crate) fn error(e: Error) -> Response<Body> {
+    reply(error_reply(e))
 }
 
 /// Renders a redirect (302).
@@ -71,10 +77,6 @@ pub(crate) fn not_allowed(d: Decision, probe: bool) -> Response<Body> {
             location,
             set_cookies,
         } => redirect(&location, set_cookies),
-        Decision::Allow(_) => reply(Reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error",
-            false,
-        )),
+        Decision::Allow(_) => error(Error::Internal("an allow was rendered as a refusal".into())),
     }
 }

@@ -172,9 +172,9 @@ pub async fn serve_with<S>(
                     Ok(resp) => Ok::<_, Infallible>(resp),
                     Err(e) => {
                         tracing::error!(error = %e, "request failed inside the gate");
-                        let mut r = Response::new(super::full("internal error"));
-                        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-                        Ok(r)
+                        Ok(super::render::error(crate::gate::Error::Internal(
+                            e.to_string(),
+                        )))
                     }
                 }
             }

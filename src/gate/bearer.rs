@@ -514,6 +514,7 @@ impl Gate {
                     upstream_headers,
                     set_cookies: Vec::new(),
                     strip_authorization: s.strip_authorization,
+                    ..Allow::default()
                 }))
             }
             Err(Failure::Reject(reason)) => {

@@ -32,6 +32,9 @@ pub struct Allow {
     /// Remove the client's `Authorization` header before the request goes
     /// upstream (`stripAuthorizationHeader`).
     pub strip_authorization: bool,
+    /// Remove the gate's own cookies from the request before it goes
+    /// upstream (`stripAuthCookies`).
+    pub strip_auth_cookies: bool,
 }
 
 /// A complete response the gate produces itself.

@@ -51,7 +51,7 @@ pub use refresh::{
     DEFAULT_CROSS_REPLICA_WAIT, DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN,
     DEFAULT_REFRESH_GRACE, DEFAULT_REFRESH_RESULT_TTL, DEFAULT_TOKEN_BREAKER, RefreshSettings,
 };
-pub use rescue::{CallbackFault, Error, LogoutFault};
+pub use rescue::{CallbackFault, Error, LogoutFault, error_reply};
 pub use store::SessionStore;
 pub use throttle::{
     DEFAULT_BEARER_FAILURE_PENALTY, DEFAULT_BEARER_FAILURE_THRESHOLD,
@@ -293,15 +293,38 @@ impl Gate {
     }
 
     /// Applies the gate-wide rules to an allowed request, whichever check
-    /// allowed it: the bearer `Authorization` rule.
+    /// allowed it: the bearer `Authorization` rule and `stripAuthCookies`.
     fn finish_allow(&self, d: Decision) -> Decision {
-        let s = &self.inner.settings.bearer;
+        let s = &self.inner.settings;
         match d {
             Decision::Allow(mut a) => {
-                a.strip_authorization |= s.enabled && s.strip_authorization;
+                a.strip_authorization |= s.bearer.enabled && s.bearer.strip_authorization;
+                a.strip_auth_cookies = s.strip_auth_cookies;
                 Decision::Allow(a)
             }
             other => other,
+        }
+    }
+
+    /// Edits the headers of a request `allow` lets through, as the gate
+    /// decided: every spelling of every header the gate sets is removed from
+    /// what the client sent, then the `Authorization` header and the gate's
+    /// cookies when `allow` says so, then the identity headers are added
+    /// (non-empty values only) when there is a principal.
+    pub fn edit_upstream_headers(&self, allow: &Allow, headers: &mut http::HeaderMap) {
+        self.inner.policy.strip_client_headers(headers);
+        if allow.strip_authorization {
+            headers.remove(http::header::AUTHORIZATION);
+        }
+        if allow.strip_auth_cookies {
+            self.inner.sessions.strip_own_cookie_headers(headers);
+        }
+        if allow.principal.is_some() {
+            for (k, v) in &allow.upstream_headers {
+                if !v.is_empty() {
+                    headers.insert(k.clone(), v.clone());
+                }
+            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! The one place where an error becomes a response.
 //!
 //! Every failure in the engine is an [`Error`]; [`rescue`] maps it to a status
-//! and a message in one `match`. A 500 here means a bug.
+//! and a message in one `match`. The doors' own failures (an unreachable
+//! upstream, an inner service that failed) are errors of this table too,
+//! rendered through [`error_reply`]. A 500 here means a bug.
 
 use http::StatusCode;
 
@@ -92,6 +94,16 @@ pub enum Error {
     /// The revocation store cannot answer, so a token cannot be cleared (503).
     #[error("revocation state unavailable")]
     RevocationUnavailable,
+    /// A door could not reach the upstream, or could not build its address
+    /// (502).
+    #[error("upstream unreachable")]
+    UpstreamUnreachable,
+    /// The judged request target cannot be sent to the upstream (400).
+    #[error("request target cannot be forwarded")]
+    UnforwardableTarget,
+    /// A door's inner service failed: a bug, or a transport that broke (500).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Longest part of a request path written to a log line.
@@ -165,7 +177,8 @@ fn page_kind(e: &Error) -> PageKind {
         Error::Oidc(_)
         | Error::RefreshUnavailable
         | Error::SessionStore(_)
-        | Error::RevocationUnavailable => PageKind::Unavailable,
+        | Error::RevocationUnavailable
+        | Error::UpstreamUnreachable => PageKind::Unavailable,
         Error::Unauthenticated
         | Error::AmbiguousIdentityHeader
         | Error::UnsafeRedirect
@@ -174,15 +187,71 @@ fn page_kind(e: &Error) -> PageKind {
         | Error::Session(_)
         | Error::BearerRejected { .. }
         | Error::BearerThrottled { .. }
-        | Error::FrontchannelThrottled { .. } => PageKind::Error,
+        | Error::FrontchannelThrottled { .. }
+        | Error::UnforwardableTarget
+        | Error::Internal(_) => PageKind::Error,
     }
 }
 
 /// Maps an engine error to the reply the client sees: JSON for API
 /// clients, otherwise the page of its [`PageKind`] from `settings.pages`.
 pub(crate) fn rescue(e: Error, view: &RequestView, settings: &GateSettings) -> Decision {
-    let json = view.wants_json();
-    let (status, msg): (StatusCode, String) = match &e {
+    let (status, msg) = status_and_message(&e);
+    log(&e, status, logged_path(&view.path));
+    let reply = if view.wants_json() {
+        Reply::error(status, &msg, true)
+    } else {
+        let user = match &e {
+            Error::Forbidden { user, .. } => user.as_str(),
+            _ => "",
+        };
+        pages::page(settings, view, page_kind(&e), status, &msg, user)
+    };
+    Decision::Respond(with_headers(reply, e, status))
+}
+
+/// The reply to `e` for a door that has no request view (a small HTML page).
+pub fn error_reply(e: Error) -> Reply {
+    let (status, msg) = status_and_message(&e);
+    log(&e, status, "-");
+    with_headers(Reply::error(status, &msg, false), e, status)
+}
+
+fn log(e: &Error, status: StatusCode, path: &str) {
+    if status.is_server_error() {
+        tracing::warn!(error = %e, status = status.as_u16(), path, "request failed");
+    } else {
+        tracing::debug!(error = %e, status = status.as_u16(), path, "request refused");
+    }
+}
+
+/// The headers that go with `e`'s status (`Allow`, a bearer challenge,
+/// `Retry-After`).
+fn with_headers(mut reply: Reply, e: Error, status: StatusCode) -> Reply {
+    match e {
+        Error::MethodNotAllowed(allow) => reply = reply.with_header(http::header::ALLOW, allow),
+        Error::BearerRejected {
+            reason,
+            challenge: true,
+        } => {
+            if let Some(v) = challenge_header(reason) {
+                reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
+            }
+        }
+        Error::BearerThrottled { retry_after } | Error::FrontchannelThrottled { retry_after } => {
+            reply = reply.with_header(http::header::RETRY_AFTER, &retry_after.to_string());
+        }
+        _ => {}
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        reply = reply.with_header(http::header::RETRY_AFTER, "30");
+    }
+    reply
+}
+
+/// The table: the status and message of every error.
+fn status_and_message(e: &Error) -> (StatusCode, String) {
+    match e {
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "Authentication required".into()),
         Error::Forbidden { why: Forbid::User, .. } => (
             StatusCode::FORBIDDEN,
@@ -269,39 +338,132 @@ pub(crate) fn rescue(e: Error, view: &RequestView, settings: &GateSettings) -> D
             StatusCode::SERVICE_UNAVAILABLE,
             "Token state is unavailable; please try again shortly".into(),
         ),
-    };
-    let path = logged_path(&view.path);
-    if status.is_server_error() {
-        tracing::warn!(error = %e, status = status.as_u16(), path, "request failed");
-    } else {
-        tracing::debug!(error = %e, status = status.as_u16(), path, "request refused");
+        Error::UpstreamUnreachable => (
+            StatusCode::BAD_GATEWAY,
+            "The application behind the gate cannot be reached".into(),
+        ),
+        Error::UnforwardableTarget => {
+            (StatusCode::BAD_REQUEST, "The request target cannot be forwarded".into())
+        }
+        Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error".into()),
     }
-    let mut reply = if json {
-        Reply::error(status, &msg, true)
-    } else {
-        let user = match &e {
-            Error::Forbidden { user, .. } => user.as_str(),
-            _ => "",
-        };
-        pages::page(settings, view, page_kind(&e), status, &msg, user)
-    };
-    match e {
-        Error::MethodNotAllowed(allow) => reply = reply.with_header(http::header::ALLOW, allow),
-        Error::BearerRejected {
-            reason,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::policy::Forbid;
+
+    /// Whose fault each error is decides its status: the client's (4xx),
+    /// the provider's or the upstream's (502/503), ours (500 only for bugs).
+    #[test]
+    fn every_error_has_its_status() {
+        let cases: Vec<(Error, StatusCode)> = vec![
+            (Error::Unauthenticated, StatusCode::UNAUTHORIZED),
+            (
+                Error::Forbidden {
+                    why: Forbid::User,
+                    user: "u".into(),
+                },
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                Error::Forbidden {
+                    why: Forbid::RoleOrGroup,
+                    user: "u".into(),
+                },
+                StatusCode::FORBIDDEN,
+            ),
+            (Error::AmbiguousIdentityHeader, StatusCode::BAD_REQUEST),
+            (Error::UnsafeRedirect, StatusCode::BAD_REQUEST),
+            (
+                Error::MethodNotAllowed("GET"),
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+            (
+                Error::BadCallback(CallbackFault::StateMismatch),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Error::BadLogoutRequest(LogoutFault::MissingSid),
+                StatusCode::BAD_REQUEST,
+            ),
+            (Error::ProviderDenied("x".into()), StatusCode::BAD_REQUEST),
+            (Error::RefreshUnavailable, StatusCode::SERVICE_UNAVAILABLE),
+            (Error::LoginLoop, StatusCode::LOOP_DETECTED),
+            (
+                Error::Identity(IdentityError::UnverifiedEmail),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                Error::Oidc(oidc::Error::TokenExpired),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Error::Oidc(oidc::Error::ProviderUnavailable("down".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Error::Oidc(oidc::Error::ProviderTimeout("slow".into())),
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                Error::SessionStore("down".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Error::BearerRejected {
+                    reason: BearerReject::Expired,
+                    challenge: false,
+                },
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                Error::BearerThrottled { retry_after: 7 },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (Error::ReturnUrlTooLong, StatusCode::URI_TOO_LONG),
+            (
+                Error::FrontchannelThrottled { retry_after: 7 },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (
+                Error::RevocationUnavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (Error::UpstreamUnreachable, StatusCode::BAD_GATEWAY),
+            (Error::UnforwardableTarget, StatusCode::BAD_REQUEST),
+            (
+                Error::Internal("bug".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (e, status) in cases {
+            let text = e.to_string();
+            let r = error_reply(e);
+            assert_eq!(r.status, status, "{text}");
+            assert!(!r.body.is_empty(), "{text}: a page says what happened");
+        }
+    }
+
+    #[test]
+    fn headers_that_go_with_a_status() {
+        let r = error_reply(Error::MethodNotAllowed("POST"));
+        assert_eq!(r.headers[http::header::ALLOW], "POST");
+        let r = error_reply(Error::BearerThrottled { retry_after: 7 });
+        assert_eq!(r.headers[http::header::RETRY_AFTER], "7");
+        let r = error_reply(Error::RevocationUnavailable);
+        assert_eq!(r.headers[http::header::RETRY_AFTER], "30");
+        let r = error_reply(Error::BearerRejected {
+            reason: BearerReject::Expired,
             challenge: true,
-        } => {
-            if let Some(v) = challenge_header(reason) {
-                reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
-            }
-        }
-        Error::BearerThrottled { retry_after } | Error::FrontchannelThrottled { retry_after } => {
-            reply = reply.with_header(http::header::RETRY_AFTER, &retry_after.to_string());
-        }
-        _ => {}
+        });
+        assert!(r.headers.contains_key(http::header::WWW_AUTHENTICATE));
+        let r = error_reply(Error::Internal("secret detail".into()));
+        assert!(
+            !r.body.contains("secret detail"),
+            "internals stay in the log"
+        );
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        reply = reply.with_header(http::header::RETRY_AFTER, "30");
-    }
-    Decision::Respond(reply)
 }

@@ -12,6 +12,7 @@ mod faults;
 mod github;
 mod hardening;
 mod headers;
+mod layer;
 mod login;
 mod pages;
 mod providers;
