@@ -42,7 +42,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("oidcgate demo");
     println!("  open:      http://127.0.0.1:{port}/");
     println!("  user:      demo@example.com (logged in automatically by the test provider)");
-    println!("  provider:  {}", idp.issuer());
+    println!(
+        "  provider:  {} (client id {}, secret {})",
+        idp.issuer(),
+        idp.client_id(),
+        idp.client_secret()
+    );
     println!(
         "  upstream:  {} (echoes the headers it receives)",
         upstream.url()

@@ -3,6 +3,33 @@
 //! One engine ([`gate::Gate::decide`]) serves every door: forward-auth (Traefik,
 //! Caddy), nginx `auth_request`, a reverse proxy, and a tower layer. See
 //! `ARCHITECTURE.md` for the code map.
+//!
+//! # In a Rust service
+//!
+//! [`doors::OidcLayer`] puts the gate in front of any tower service: it
+//! answers its own endpoints (callback, logout), sends browsers without a
+//! session to the provider, and hands every request it lets through to the
+//! inner service with the caller's [`doors::Principal`] in its extensions.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use oidcgate::doors::{OidcLayer, Principal, TrustedProxies, ViewSource};
+//! use tower::{Layer, service_fn};
+//!
+//! let yaml = "providerURL: https://idp.example.com\nclientID: app\nclientSecret: s3cret\n\
+//!             sessionEncryptionKey: a-key-of-at-least-thirty-two-bytes!!\n";
+//! let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)?;
+//! let gate = oidcgate::build(&cfg, std::sync::Arc::new(oidcgate::clock::SystemClock)).await?;
+//! let app = service_fn(|req: http::Request<String>| async move {
+//!     let who = req.extensions().get::<Principal>().and_then(|p| p.0.clone());
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {who:?}")))
+//! });
+//! let service = OidcLayer::new(gate, TrustedProxies::default(), ViewSource::Direct).layer(app);
+//! # let _ = service; Ok(()) }
+//! ```
+//!
+//! `examples/axum.rs` is the same in an axum router, with a public and a
+//! protected route.
 
 pub mod breaker;
 pub mod cache;

@@ -24,7 +24,7 @@ pub mod server;
 pub mod trust;
 
 pub use app::{App, AppSettings};
-pub use layer::{OidcLayer, OidcService, ViewSource};
+pub use layer::{OidcLayer, OidcService, Principal, ViewSource};
 pub use ops::{Live, OpsService, OpsSettings};
 pub use server::{PeerAddr, ServerLimits, serve, serve_with};
 pub use trust::TrustedProxies;
