@@ -2,6 +2,10 @@
 //   peers/browser-idp   the IdP's login page renders (screenshot)
 //   gate/browser        Traefik door: app → IdP login → upstream page as alice
 //                       → logout → IdP login form again (screenshots)
+//   ops/pages           the gate's own pages as a person sees them: 403 at the
+//                       address asked for (after the login of a refused
+//                       user), login failed, signed out, front-channel; each
+//                       styled under its own CSP, no violation (page-*.png)
 // Results are appended as JSON to E2E_RESULTS.
 
 import fs from 'node:fs';
@@ -91,6 +95,53 @@ async function gateLogin(context, door) {
   });
 }
 
+async function gatePages(context) {
+  const ops = cfg.ops;
+  return withPage(context, async (page, log) => {
+    const violations = [];
+    page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+    const check = async (what, status, resp, texts, shot) => {
+      if (resp?.status() !== status) throw new Error(`${what}: status ${resp?.status()} at ${page.url()}, expected ${status}`);
+      const body = await page.locator('body').innerText();
+      for (const t of texts) if (!body.includes(t)) throw new Error(`${what}: page lacks "${t}": ${body.slice(0, 200)}`);
+      // The page's own <style> applied: its CSP allows it by hash.
+      const radius = await page.evaluate(() => getComputedStyle(document.querySelector('main')).borderTopLeftRadius);
+      if (radius !== '12px') throw new Error(`${what}: the page's style did not apply (border radius ${radius})`);
+      if (violations.length) throw new Error(`${what}: CSP violation: ${violations[0]}`);
+      await page.screenshot({ path: path.join(art, shot) });
+    };
+
+    // A refused user: login at the IdP, then back at the address asked for, refused there.
+    const target = `${ops.origin}/app/reports?year=2026`;
+    await page.goto(target);
+    let landed;
+    if (page.url().startsWith(cfg.idp)) {
+      await page.locator('#login-form').waitFor();
+      await page.fill('#username', cfg.account.username);
+      await page.fill('#password', cfg.account.password);
+      [landed] = await Promise.all([
+        page.waitForResponse((r) => r.url() === target && r.request().resourceType() === 'document', { timeout: 20000 }),
+        page.click('#submit'),
+      ]);
+    } else {
+      throw new Error(`the ops gate did not send the browser to the IdP: ${page.url()}`);
+    }
+    await page.waitForLoadState();
+    if (page.url() !== target) throw new Error(`403 shown at ${page.url()}, not at ${target}`);
+    await check('403', 403, landed, [cfg.account.email, 'Sign in as someone else', 'Sign out', 'Request ID'], 'page-403.png');
+
+    const failed = await page.goto(`${ops.origin}${cfg.paths.callback}?error=access_denied&error_description=The+user+cancelled+the+sign-in`);
+    await check('login failed', 400, failed, ['The user cancelled the sign-in', 'Sign in again'], 'page-login-failed.png');
+
+    const out = await page.goto(`${ops.origin}/oauth2/sign_out`);
+    await check('signed out', 200, out, ['You are signed out'], 'page-logged-out.png');
+
+    const fc = await page.goto(`${ops.origin}/oauth2/frontchannel-logout?iss=${encodeURIComponent(cfg.idp)}&sid=unknown`);
+    await check('front-channel', 200, fc, ['You are signed out'], 'page-frontchannel.png');
+    return `403 at ${new URL(target).pathname} naming ${cfg.account.email}, login failed, signed out, front-channel: styled, no CSP violation (page-*.png)`;
+  });
+}
+
 let context;
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oidcgate-e2e-chromium-'));
 try {
@@ -114,6 +165,15 @@ try {
       record('gate', 'browser', door.name, 'pass', await gateLogin(context, door));
     } catch (err) {
       record('gate', 'browser', door.name, 'fail', err.message.split('\n')[0], err.log);
+    }
+  }
+  if (cfg.gates.ops !== 'ok') {
+    record('ops', 'pages', 'chromium', 'fail', `ops gate not available: ${cfg.gates.ops}`);
+  } else {
+    try {
+      record('ops', 'pages', 'chromium', 'pass', await gatePages(context));
+    } catch (err) {
+      record('ops', 'pages', 'chromium', 'fail', err.message.split('\n')[0], err.log);
     }
   }
 } catch (err) {

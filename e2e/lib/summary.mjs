@@ -11,7 +11,7 @@ const read = (f, fallback) => {
   try { return JSON.parse(fs.readFileSync(path.join(art, f), 'utf8')); } catch { return fallback; }
 };
 const versions = read('versions.json', {});
-const results = [...read('results-scenarios.json', []), ...read('results-browser.json', []), ...read('results-harness.json', [])];
+const results = [...read('results-scenarios.json', []), ...read('results-browser.json', []), ...read('results-ops.json', []), ...read('results-harness.json', [])];
 const doors = read('doors.json', []);
 
 const lines = [];
