@@ -140,12 +140,13 @@ pub(crate) fn view_of<B>(
     let owned_headers = std::mem::take(req.headers_mut());
     let headers = &owned_headers;
     let believed = trusted.contains(peer);
+    let bad = |msg: &str| Box::new(Reply::error(http::StatusCode::BAD_REQUEST, msg, false));
     let fwd = |name: &str| {
-        believed
-            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
-            .flatten()
-            .map(|v| v.split(',').next().unwrap_or("").trim())
-            .filter(|v| !v.is_empty())
+        if believed {
+            one_listed(headers, name).map_err(|()| bad(&format!("Conflicting {name} headers")))
+        } else {
+            Ok(None)
+        }
     };
     let own_host = req
         .uri()
@@ -153,13 +154,12 @@ pub(crate) fn view_of<B>(
         .map(|a| a.as_str())
         .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
         .unwrap_or("localhost");
-    let host = fwd("x-forwarded-host").unwrap_or(own_host);
-    let https = match fwd("x-forwarded-proto") {
+    let host = fwd("x-forwarded-host")?.unwrap_or(own_host);
+    let https = match fwd("x-forwarded-proto")? {
         Some(p) => p.eq_ignore_ascii_case("https"),
         None => req.uri().scheme_str() == Some("https"),
     };
     let own_target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let bad = |msg: &str| Box::new(Reply::error(http::StatusCode::BAD_REQUEST, msg, false));
     let mut verdict = false;
     let (method, target) = match source {
         ViewSource::Forwarded if believed => {
@@ -220,6 +220,28 @@ fn agreed<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>,
         }
     }
     Ok(found.filter(|v| !v.is_empty()))
+}
+
+/// The one value of a list header (`X-Forwarded-Host`, `X-Forwarded-Proto`)
+/// that every element of every line agrees on, compared ignoring ASCII case;
+/// `None` when absent or empty. `Err` when two elements differ or a line is
+/// not text: which one a proxy would use is not knowable, so "first wins"
+/// could judge a different origin than the one the browser sees.
+fn one_listed<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    let mut found: Option<&str> = None;
+    for line in headers.get_all(name) {
+        for v in line.to_str().map_err(|_| ())?.split(',') {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            match found {
+                Some(f) if !f.eq_ignore_ascii_case(v) => return Err(()),
+                _ => found = Some(v),
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A host (with optional port) that is safe to build URLs from.

@@ -97,6 +97,82 @@ async fn issue12_f2_disagreeing_uri_headers_are_refused() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
 }
 
+/// Disagreeing `X-Forwarded-Host` / `X-Forwarded-Proto` from a trusted hop
+/// (two lines, or a list) are refused on every door: which element a proxy
+/// would use is not knowable, so the gate does not pick one.
+#[tokio::test]
+async fn disagreeing_forwarded_host_or_proto_is_refused_on_every_door() {
+    for (door, path) in [
+        (Door::Proxy, "/page"),
+        (Door::ForwardAuth, "/"),
+        (Door::AuthRequest, "/oauth2/auth"),
+    ] {
+        let h = Harness::start(door, "").await;
+        let base = || {
+            let mut hs = forwarded("/page");
+            hs.retain(|(k, _)| *k != "x-forwarded-host" && *k != "x-forwarded-proto");
+            hs
+        };
+        let cases: [(&str, &[(&str, &str)], bool); 8] = [
+            (
+                "two hosts",
+                &[
+                    ("x-forwarded-host", APP_HOST),
+                    ("x-forwarded-host", "evil.test"),
+                ],
+                true,
+            ),
+            (
+                "a host list",
+                &[("x-forwarded-host", "app.test, evil.test")],
+                true,
+            ),
+            (
+                "two protos",
+                &[
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-proto", "http"),
+                ],
+                true,
+            ),
+            ("a proto list", &[("x-forwarded-proto", "http,https")], true),
+            (
+                "a non-text host",
+                &[("x-forwarded-host", "app.test\u{e9}")],
+                true,
+            ),
+            (
+                "one host twice",
+                &[
+                    ("x-forwarded-host", APP_HOST),
+                    ("x-forwarded-host", "APP.test"),
+                ],
+                false,
+            ),
+            (
+                "a repeated proto",
+                &[("x-forwarded-proto", "http, http")],
+                false,
+            ),
+            (
+                "an empty element",
+                &[("x-forwarded-host", "app.test,")],
+                false,
+            ),
+        ];
+        for (what, extra, refused) in cases {
+            let mut hs = base();
+            hs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+            let r = raw_owned(&h.gate, path, &hs).await;
+            assert_eq!(
+                r.status == StatusCode::BAD_REQUEST,
+                refused,
+                "{door:?} {what}: {r:?}"
+            );
+        }
+    }
+}
+
 // Finding 3: a page the gate authors is never a 2xx through a verdict door.
 
 #[tokio::test]
