@@ -97,6 +97,9 @@ async fn issue12_f2_disagreeing_uri_headers_are_refused() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
 }
 
+/// What a case sends, and whether it must be refused.
+type Case = (&'static str, &'static [(&'static str, &'static str)], bool);
+
 /// Disagreeing `X-Forwarded-Host` / `X-Forwarded-Proto` from a trusted hop
 /// (two lines, or a list) are refused on every door: which element a proxy
 /// would use is not knowable, so the gate does not pick one.
@@ -113,7 +116,7 @@ async fn disagreeing_forwarded_host_or_proto_is_refused_on_every_door() {
             hs.retain(|(k, _)| *k != "x-forwarded-host" && *k != "x-forwarded-proto");
             hs
         };
-        let cases: [(&str, &[(&str, &str)], bool); 8] = [
+        let cases: [Case; 8] = [
             (
                 "two hosts",
                 &[
