@@ -285,7 +285,8 @@ async fn redis_outage_degrades_by_policy_and_recovers_after_restart() {
         Err(Error::Unavailable { .. })
     ));
 
-    // With the breaker open a dead Redis costs no time per request.
+    // With the breaker open a dead Redis is not asked: reads are refused at
+    // once (how fast that is, benches/cache.rs measures).
     assert!(
         within(RECOVERY_LIMIT, || async {
             a.stats().breaker != BreakerState::Closed
@@ -293,16 +294,16 @@ async fn redis_outage_degrades_by_policy_and_recovers_after_restart() {
         .await
         .is_some()
     );
-    let start = Instant::now();
+    let refused_before = a.stats().breaker_rejections;
     for i in 0..100 {
         let _ = a
             .get::<String>(Namespace::Introspection, &key(&format!("m{i}")))
             .await;
     }
+    let refused = a.stats().breaker_rejections - refused_before;
     assert!(
-        start.elapsed() < Duration::from_millis(200),
-        "{:?}",
-        start.elapsed()
+        refused >= 99,
+        "reads past an open breaker reach Redis: {refused} of 100 refused"
     );
     let stats = a.stats();
     assert!(stats.degraded_operations > 0 && !stats.redis_healthy);

@@ -51,6 +51,17 @@ async fn replica_with_redis(
     extra: &str,
     redis_block: &str,
 ) -> Replica {
+    replica_on_clock(idp, upstream, extra, redis_block, Arc::new(SystemClock)).await
+}
+
+/// As [`replica_with_redis`], with the gate reading time from `clock`.
+async fn replica_on_clock(
+    idp: &TestIdp,
+    upstream: &EchoUpstream,
+    extra: &str,
+    redis_block: &str,
+    clock: oidcgate::clock::SharedClock,
+) -> Replica {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let yaml = format!(
@@ -64,7 +75,7 @@ async fn replica_with_redis(
         upstream.url(),
     );
     let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
-    let gate = oidcgate::build(&cfg, Arc::new(SystemClock)).await.unwrap();
+    let gate = oidcgate::build(&cfg, clock).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(oidcgate::run(
         gate.clone(),
@@ -434,8 +445,12 @@ async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
     let redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
     let idp = TestIdp::start(IdpConfig::default()).await;
     let up = EchoUpstream::start().await;
-    let a = replica_with(&idp, &up, &redis, CHANNELS).await;
-    let b = replica_with(&idp, &up, &redis, CHANNELS).await;
+    // Both replicas read one manual clock: "later" is a step of it, not a
+    // sleep past a whole second.
+    let clock = oidcgate::clock::ManualClock::starting_now();
+    let block = format!("  address: {}\n", redis.address());
+    let a = replica_on_clock(&idp, &up, CHANNELS, &block, clock.clone()).await;
+    let b = replica_on_clock(&idp, &up, CHANNELS, &block, clock.clone()).await;
     let c = client();
 
     // By provider session id.
@@ -451,7 +466,8 @@ async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
     assert_eq!(post_logout_token(&c, &a, &token).await, 400);
     assert_eq!(post_logout_token(&c, &b, &token).await, 400);
 
-    // By subject: ends sessions that began before the logout, not later ones.
+    // By subject: ends sessions that began before the logout (or in its
+    // second: the rule is inclusive), not later ones.
     let older = login(&c, &a).await;
     assert_eq!(
         post_logout_token(&c, &b, &idp.logout_token(None, Some("demo-user-1"))).await,
@@ -461,7 +477,7 @@ async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
         ended_within_100ms(&c, &a, &older).await,
         "session by sub ended"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(1);
     let newer = login(&c, &a).await;
     assert!(
         user_seen(&c, &a, &mut newer.clone()).await.is_some(),

@@ -44,6 +44,15 @@ fn provider_session_key(idp_sid: &str) -> CacheKey {
     CacheKey::hashed(&format!("idp-session:{idp_sid}"))
 }
 
+/// Whether a subject logout recorded at `logout_at` ends a session created
+/// at `created_at` (both whole seconds). Inclusive: a session created in the
+/// same second as the logout is ended too, since whole seconds cannot tell
+/// which came first and ending it is the safe side; the user logs in again
+/// a second later.
+pub(crate) fn ended_by_subject_logout(logout_at: u64, created_at: u64) -> bool {
+    logout_at >= created_at
+}
+
 impl Gate {
     /// Handles a back-channel logout POST body (form field `logout_token`, or
     /// the raw token). 200 when sessions were ended; 400 for a token that is
@@ -256,9 +265,8 @@ impl Gate {
         let mut unanswered = None;
         for (i, read) in reads.into_iter().enumerate() {
             match read {
-                // The subject mark ends sessions that began before it.
                 Ok(Some(at)) if i == 1 => {
-                    if at >= session.created_at {
+                    if ended_by_subject_logout(at, session.created_at) {
                         return Ok(true);
                     }
                 }
@@ -282,5 +290,28 @@ impl Gate {
             }
             OutagePolicy::Closed => Err(Error::SessionStore(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod subject_logout_tests {
+    use super::ended_by_subject_logout;
+    use crate::clock::{Clock, ManualClock};
+
+    #[test]
+    fn a_subject_logout_ends_sessions_up_to_its_own_second() {
+        let clock = ManualClock::starting_now();
+        let before = clock.now();
+        clock.advance(1);
+        let logout = clock.now();
+        let same_second = clock.now();
+        clock.advance(1);
+        let after = clock.now();
+        assert!(ended_by_subject_logout(logout, before));
+        assert!(
+            ended_by_subject_logout(logout, same_second),
+            "the same second is ended (inclusive rule)"
+        );
+        assert!(!ended_by_subject_logout(logout, after));
     }
 }
