@@ -72,6 +72,9 @@ pub(super) struct Parts {
     pub(super) introspection_url: Option<String>,
     /// `maxIdentifierLength`, for the policy.
     pub(super) max_identifier_bytes: Option<usize>,
+    /// `stripAuthorizationHeader`, for the gate (every path, not only the
+    /// bearer path).
+    pub(super) strip_authorization: bool,
 }
 
 /// A duration of at least one second, at most [`MAX_BEARER_THROTTLE_SECONDS`].
@@ -130,6 +133,9 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
     };
     let introspection_url = optional_url("introspectionURL", raw.introspection_url.as_deref(), r);
     let defaults = BearerSettings::default();
+    let strip_authorization = raw
+        .strip_authorization_header
+        .unwrap_or(crate::gate::DEFAULT_STRIP_AUTHORIZATION_HEADER);
     if !raw.enable_bearer_auth {
         for (key, set) in [
             ("allowOpaqueTokens", raw.allow_opaque_tokens),
@@ -143,6 +149,7 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
             settings: defaults,
             introspection_url,
             max_identifier_bytes,
+            strip_authorization,
         };
     }
     if audience.is_none_or(|a| a.trim().is_empty()) {
@@ -183,9 +190,6 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
     let settings = BearerSettings {
         enabled: true,
         identifier_claim,
-        strip_authorization: raw
-            .strip_authorization_header
-            .unwrap_or(defaults.strip_authorization),
         emit_www_authenticate: raw
             .bearer_emit_www_authenticate
             .unwrap_or(defaults.emit_www_authenticate),
@@ -200,6 +204,7 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
         settings,
         introspection_url,
         max_identifier_bytes,
+        strip_authorization,
     }
 }
 

@@ -282,6 +282,7 @@ impl Config {
             audience: gate_audience,
             extra_auth_params,
             strip_auth_cookies: policy.strip_auth_cookies,
+            strip_authorization_header: bearer.strip_authorization,
             allow_unauthenticated_preflight: policy.allow_unauthenticated_preflight,
             refresh,
             bearer: bearer.settings,

@@ -54,10 +54,6 @@ pub struct BearerSettings {
     pub enabled: bool,
     /// Claim naming the caller (`bearerIdentifierClaim`).
     pub identifier_claim: String,
-    /// Remove `Authorization` before the upstream on every allowed request,
-    /// excluded URLs included (`stripAuthorizationHeader`; only while the
-    /// bearer path is enabled).
-    pub strip_authorization: bool,
     /// Send `WWW-Authenticate: Bearer error=...` with 401s
     /// (`bearerEmitWWWAuthenticate`).
     pub emit_www_authenticate: bool,
@@ -85,7 +81,6 @@ impl Default for BearerSettings {
         Self {
             enabled: false,
             identifier_claim: DEFAULT_BEARER_IDENTIFIER_CLAIM.into(),
-            strip_authorization: true,
             emit_www_authenticate: true,
             overrides_cookie: false,
             max_token_age: DEFAULT_MAX_TOKEN_AGE,
@@ -512,8 +507,6 @@ impl Gate {
                 Ok(Decision::Allow(Allow {
                     principal: Some(id),
                     upstream_headers,
-                    set_cookies: Vec::new(),
-                    strip_authorization: s.strip_authorization,
                     ..Allow::default()
                 }))
             }
@@ -1028,7 +1021,7 @@ mod tests {
     #[test]
     fn defaults_are_named() {
         let d = BearerSettings::default();
-        assert!(!d.enabled && d.strip_authorization && d.emit_www_authenticate);
+        assert!(!d.enabled && d.emit_www_authenticate);
         assert_eq!(d.identifier_claim, "sub");
         assert_eq!(d.max_token_age, Duration::from_secs(86_400));
         assert_eq!(d.throttle.threshold, 20);

@@ -81,6 +81,9 @@ pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 /// longer one is answered 414 instead of starting a login whose state could
 /// not fit in the login cookie.
 pub const MAX_RETURN_URL_BYTES: usize = 2048;
+/// `stripAuthorizationHeader`: the client's `Authorization` header is
+/// removed before an allowed request goes upstream.
+pub const DEFAULT_STRIP_AUTHORIZATION_HEADER: bool = true;
 /// Login round trips without success (within the login window) before the
 /// gate stops redirecting and shows an error page.
 pub const DEFAULT_MAX_LOGIN_ATTEMPTS: u32 = 5;
@@ -115,6 +118,10 @@ pub struct GateSettings {
     /// Remove the gate's own cookies from requests sent upstream (default
     /// true: the upstream never needs the sealed tokens).
     pub strip_auth_cookies: bool,
+    /// Remove the client's `Authorization` header from every allowed request
+    /// before the upstream headers are added (`stripAuthorizationHeader`):
+    /// cookie path, bearer path, excluded URLs and preflights.
+    pub strip_authorization_header: bool,
     /// Token refresh.
     pub refresh: RefreshSettings,
     /// The bearer (machine-to-machine) path.
@@ -154,6 +161,7 @@ impl Default for GateSettings {
             extra_auth_params: Vec::new(),
             max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
             strip_auth_cookies: true,
+            strip_authorization_header: DEFAULT_STRIP_AUTHORIZATION_HEADER,
             refresh: RefreshSettings::default(),
             bearer: BearerSettings::default(),
             session_store: SessionStore::Cookie,
@@ -293,12 +301,15 @@ impl Gate {
     }
 
     /// Applies the gate-wide rules to an allowed request, whichever check
-    /// allowed it: the bearer `Authorization` rule and `stripAuthCookies`.
+    /// allowed it (cookie path, bearer path, requests allowed without a
+    /// principal): `stripAuthorizationHeader` and `stripAuthCookies`. Doors
+    /// remove the header before the upstream headers (header templates
+    /// included) are added, so a template can set its own.
     fn finish_allow(&self, d: Decision) -> Decision {
         let s = &self.inner.settings;
         match d {
             Decision::Allow(mut a) => {
-                a.strip_authorization |= s.bearer.enabled && s.bearer.strip_authorization;
+                a.strip_authorization = s.strip_authorization_header;
                 a.strip_auth_cookies = s.strip_auth_cookies;
                 Decision::Allow(a)
             }

@@ -877,7 +877,7 @@ async fn authorization_is_stripped_upstream_also_on_excluded_urls() {
 }
 
 #[tokio::test]
-async fn bearer_path_off_ignores_the_header_and_keeps_it() {
+async fn bearer_path_off_ignores_the_header() {
     let env = Env::start(Door::Proxy, "excludedURLs: [/public]").await;
     let token = env.idp.access_token(json!({}));
     let r = env.bearer(&token, "10.9.0.1").await;
@@ -896,10 +896,21 @@ async fn bearer_path_off_ignores_the_header_and_keeps_it() {
         )
         .await;
     assert_eq!(nav.status, StatusCode::FOUND, "browsers are sent to log in");
+    // stripAuthorizationHeader (default true) holds without the bearer
+    // path too; turned off, the client's header reaches the upstream.
     let public = env
         .get("/public/x", "10.9.0.1", &[("authorization", &auth)])
         .await;
-    assert!(public.upstream_headers().contains_key("authorization"));
+    assert!(!public.upstream_headers().contains_key("authorization"));
+    let keep = Env::start(
+        Door::Proxy,
+        "stripAuthorizationHeader: false\nexcludedURLs: [/public]",
+    )
+    .await;
+    let public = keep
+        .get("/public/x", "10.9.0.1", &[("authorization", &auth)])
+        .await;
+    assert_eq!(public.upstream_headers().get("authorization"), Some(&auth));
 }
 
 #[tokio::test]
@@ -1113,7 +1124,8 @@ async fn configuration_refusals_name_the_key() {
     )
     .unwrap();
     let b = &ok.gate.bearer;
-    assert!(b.enabled && b.strip_authorization && b.emit_www_authenticate && !b.overrides_cookie);
+    assert!(b.enabled && b.emit_www_authenticate && !b.overrides_cookie);
+    assert!(ok.gate.strip_authorization_header);
     assert_eq!(
         b.identifier_claim,
         oidcgate::gate::DEFAULT_BEARER_IDENTIFIER_CLAIM

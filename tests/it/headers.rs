@@ -59,6 +59,43 @@ async fn templates_reach_the_upstream_in_every_door_and_client_copies_never_do()
 }
 
 #[tokio::test]
+async fn client_authorization_is_stripped_on_the_cookie_path_before_templates_run() {
+    let cases = [
+        // (config, what the upstream receives as Authorization)
+        ("", None),
+        ("stripAuthorizationHeader: false\n", Some("client")),
+        (
+            "headers: [{name: Authorization, value: 'Bearer {{.AccessToken}}'}]\n",
+            Some("template"),
+        ),
+    ];
+    for (extra, want) in cases {
+        let h = Harness::start(Door::Proxy, extra).await;
+        let mut b = h.logged_in_browser().await;
+        let url = b.app_url("/app");
+        let resp = b
+            .request(
+                Method::GET,
+                &url,
+                &[("accept", "text/html"), ("authorization", "Basic dTpw")],
+                None,
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{extra}: {resp:?}");
+        let up = resp.upstream_headers();
+        let got = up.get("authorization").map(String::as_str);
+        match want {
+            None => assert_eq!(got, None, "{extra}"),
+            Some("client") => assert_eq!(got, Some("Basic dTpw"), "{extra}"),
+            Some(_) => {
+                let token = got.and_then(|v| v.strip_prefix("Bearer ")).unwrap();
+                assert_eq!(token.split('.').count(), 3, "{extra}: the session's token");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn forward_auth_answers_on_excluded_paths_blank_every_configured_header() {
     let h = Harness::start(
         Door::ForwardAuth,
