@@ -132,6 +132,7 @@ proptest! {
         let session = Session {
             sid: "sid".into(),
             created_at: 1_000,
+            renewed_at: None,
             identifier,
             subject: "sub".into(),
             idp_sid: None,

@@ -344,6 +344,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("cookiePrefix", EnvKind::Str),
     ("cookiePath", EnvKind::Str),
     ("sessionMaxAge", EnvKind::Int),
+    ("sessionAbsoluteMaxAge", EnvKind::Int),
     ("minimalHeaders", EnvKind::Bool),
     ("stripAuthCookies", EnvKind::Bool),
     ("caCertPath", EnvKind::Str),

@@ -33,9 +33,12 @@ pub(super) struct Raw {
     /// Cookie path.
     #[serde(rename = "cookiePath")]
     pub(super) cookie_path: Option<String>,
-    /// Session lifetime (seconds).
+    /// Session lifetime (seconds), extended by each successful refresh.
     #[serde(rename = "sessionMaxAge")]
     pub(super) session_max_age: Option<u64>,
+    /// Absolute session lifetime from the login (seconds; unset: none).
+    #[serde(rename = "sessionAbsoluteMaxAge")]
+    pub(super) session_absolute_max_age: Option<u64>,
     /// `cookie` (default) or `redis`: where sessions live.
     #[serde(rename = "sessionStore")]
     pub(super) session_store: Option<String>,
@@ -104,6 +107,18 @@ pub(super) fn settings(raw: Raw, force_https: bool, r: &mut Report) -> Parts {
         Some(secs) => session.max_age = Duration::from_secs(secs),
         None => {}
     }
+    match raw.session_absolute_max_age {
+        Some(secs) if Duration::from_secs(secs) < session.max_age => r.error(
+            "sessionAbsoluteMaxAge",
+            format!(
+                "must be at least sessionMaxAge ({} seconds): the absolute limit bounds a \
+                 session that refreshes keep alive",
+                session.max_age.as_secs()
+            ),
+        ),
+        Some(secs) => session.absolute_max_age = Some(Duration::from_secs(secs)),
+        None => {}
+    }
     if !short && first_previous > 0 {
         check_codec(&session, r);
     }
@@ -152,6 +167,7 @@ fn check_codec(session: &SessionSettings, r: &mut Report) {
             "cookie_domain" => "cookieDomain",
             "cookie_path" => "cookiePath",
             "max_age" => "sessionMaxAge",
+            "absolute_max_age" => "sessionAbsoluteMaxAge",
             _ => "session",
         },
         _ => "session",
@@ -178,6 +194,11 @@ mod tests {
             ("cookiePath: 'no-slash'\n", &["cookiePath"]),
             ("sessionMaxAge: 0\n", &["sessionMaxAge"]),
             ("sessionMaxAge: -5\n", &["sessionMaxAge"]),
+            ("sessionAbsoluteMaxAge: 0\n", &["sessionAbsoluteMaxAge"]),
+            (
+                "sessionMaxAge: 7200\nsessionAbsoluteMaxAge: 3600\n",
+                &["sessionAbsoluteMaxAge"],
+            ),
             ("sessionStore: disk\n", &["sessionStore"]),
             (
                 "securityOutagePolicy: sometimes\n",
@@ -185,6 +206,20 @@ mod tests {
             ),
         ];
         check_refusals(cases);
+    }
+
+    #[test]
+    fn session_lifetimes() {
+        use std::time::Duration;
+        let c = load("").unwrap();
+        assert_eq!(c.session.max_age, crate::session::DEFAULT_SESSION_MAX_AGE);
+        assert_eq!(c.session.absolute_max_age, None);
+        let c = load("sessionMaxAge: 3600\nsessionAbsoluteMaxAge: 604800\n").unwrap();
+        assert_eq!(c.session.max_age, Duration::from_secs(3600));
+        assert_eq!(
+            c.session.absolute_max_age,
+            Some(Duration::from_secs(604_800))
+        );
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl Gate {
         Ok(Session {
             sid: random_token(crate::session::SID_BYTES)?,
             created_at: now,
+            renewed_at: None,
             identifier: identity.identifier,
             subject: identity.subject,
             idp_sid: None,

@@ -411,6 +411,8 @@ impl Gate {
                 None => random_token(crate::session::SID_BYTES)?,
             },
             created_at: previous.map_or(now, |p| p.created_at),
+            // A successful refresh extends the sliding lifetime.
+            renewed_at: previous.map(|_| now),
             identifier: identity.identifier,
             subject: identity.subject,
             idp_sid,

@@ -357,6 +357,7 @@ mod tests {
         Session {
             sid: "s".into(),
             created_at: 1,
+            renewed_at: None,
             identifier: "a@example.com".into(),
             subject: "sub".into(),
             idp_sid: None,

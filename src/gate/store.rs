@@ -104,6 +104,7 @@ impl Gate {
         let stub = Session {
             sid: session.sid.clone(),
             created_at: session.created_at,
+            renewed_at: session.renewed_at,
             identifier: String::new(),
             subject: String::new(),
             idp_sid: None,

@@ -1,8 +1,8 @@
 //! [`SessionCodec`]: reads and writes the session and login cookies.
 //!
 //! This file owns the cookie names, the chunking of the session into several
-//! cookies, the absolute session lifetime, the login-cookie lifetime and the
-//! settings that configure them. It must not decide whether a user may pass,
+//! cookies, the session lifetime (sliding, with an optional absolute limit),
+//! the login-cookie lifetime and the settings that configure them. It must not decide whether a user may pass,
 //! talk to the identity provider, or log cookie values: a cookie it cannot
 //! read is reported as "no session", with at most a value-free debug event.
 //!
@@ -34,7 +34,7 @@ pub const DEFAULT_COOKIE_PREFIX: &str = "_oidcgate_";
 /// Default cookie `Path`.
 pub const DEFAULT_COOKIE_PATH: &str = "/";
 
-/// Default absolute session lifetime, counted from login (24 hours).
+/// Default session lifetime, counted from the login or the last refresh (24 hours).
 pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Default lifetime of the login cookie and of each pending login (10 minutes).
@@ -73,8 +73,12 @@ pub struct SessionSettings {
     pub cookie_domain: Option<String>,
     /// Cookie `Path`.
     pub cookie_path: String,
-    /// Absolute session lifetime, counted from login and never extended.
+    /// Session lifetime, counted from the login or the last successful
+    /// token refresh, whichever is later (`sessionMaxAge`: sliding).
     pub max_age: Duration,
+    /// Absolute limit counted from the login, never extended by a refresh
+    /// (`sessionAbsoluteMaxAge`; `None`: no absolute limit).
+    pub absolute_max_age: Option<Duration>,
     /// Lifetime of the login cookie and of each pending login.
     pub login_ttl: Duration,
     /// Key material, `[current, previous...]`: the current key seals, every
@@ -101,6 +105,7 @@ impl Default for SessionSettings {
             cookie_domain: None,
             cookie_path: DEFAULT_COOKIE_PATH.to_owned(),
             max_age: DEFAULT_SESSION_MAX_AGE,
+            absolute_max_age: None,
             login_ttl: DEFAULT_LOGIN_TTL,
             keys: Vec::new(),
         }
@@ -139,6 +144,7 @@ impl Expired {
 struct Inner {
     prefix: String,
     max_age: u64,
+    absolute_max_age: Option<u64>,
     login_ttl: u64,
     /// `__Host-` and `__Secure-` cookies are only accepted with `Secure`.
     force_secure: bool,
@@ -310,6 +316,7 @@ impl SessionCodec {
             cookie_domain: domain,
             cookie_path: path,
             max_age,
+            absolute_max_age,
             login_ttl,
             keys,
         } = settings;
@@ -320,6 +327,9 @@ impl SessionCodec {
         }
         validate_path(&path)?;
         let max_age = whole_seconds("max_age", max_age)?;
+        let absolute_max_age = absolute_max_age
+            .map(|d| whole_seconds("absolute_max_age", d))
+            .transpose()?;
         let login_ttl = whole_seconds("login_ttl", login_ttl)?;
 
         let lower = prefix.to_ascii_lowercase();
@@ -375,6 +385,7 @@ impl SessionCodec {
             inner: Arc::new(Inner {
                 prefix,
                 max_age,
+                absolute_max_age,
                 login_ttl,
                 force_secure,
                 keyring,
@@ -398,7 +409,10 @@ impl SessionCodec {
         &self.inner.prefix
     }
 
-    /// Absolute session lifetime in seconds.
+    /// Session lifetime in seconds (sliding: from the login or the last
+    /// refresh). A session is never used more than this long after the last
+    /// time the gate judged it valid, so markers that end sessions need to
+    /// live no longer.
     pub fn max_age_secs(&self) -> u64 {
         self.inner.max_age
     }
@@ -408,17 +422,23 @@ impl SessionCodec {
         self.inner.login_ttl
     }
 
-    /// Unix seconds at which `session` stops being accepted
-    /// (`created_at + max_age`).
+    /// Unix seconds at which `session` stops being accepted: `max_age`
+    /// after the login or the last refresh, and never later than
+    /// `absolute_max_age` after the login.
     pub fn session_deadline(&self, session: &Session) -> u64 {
-        session.created_at.saturating_add(self.inner.max_age)
+        let renewed = session.renewed_at.unwrap_or(0).max(session.created_at);
+        let sliding = renewed.saturating_add(self.inner.max_age);
+        match self.inner.absolute_max_age {
+            Some(abs) => sliding.min(session.created_at.saturating_add(abs)),
+            None => sliding,
+        }
     }
 
     /// Reads the session from the request's `Cookie` header(s).
     ///
     /// Missing, tampered, truncated, mixed, foreign (other prefix or key) or
-    /// malformed cookies, and sessions at or past `created_at + max_age`, all
-    /// give `None`. Token expiry (`expires_at`) is not checked here.
+    /// malformed cookies, and sessions at or past their deadline
+    /// ([`Self::session_deadline`]), all give `None`. Token expiry (`expires_at`) is not checked here.
     pub fn load(&self, headers: &HeaderMap, now: u64) -> Option<Session> {
         let carried = self.carried(headers);
         let first = carried.chunks[0]?;
@@ -427,7 +447,7 @@ impl SessionCodec {
             return None;
         };
         if now >= self.session_deadline(&session) {
-            tracing::debug!("session past its absolute lifetime; treated as no session");
+            tracing::debug!("session past its lifetime; treated as no session");
             return None;
         }
         Some(session)
@@ -460,7 +480,7 @@ impl SessionCodec {
     /// Writes the chunk cookies `{prefix}s_0..` (each value at most
     /// [`MAX_COOKIE_VALUE`] bytes, each line under [`MAX_SET_COOKIE_LEN`]),
     /// then deletions of the chunks with a higher index that the request
-    /// carried. `Max-Age` is the remaining absolute lifetime, at least 1.
+    /// carried. `Max-Age` is the remaining lifetime, at least 1.
     /// The login cookie is not touched (see [`SessionCodec`]).
     ///
     /// # Errors

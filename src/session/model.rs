@@ -30,6 +30,10 @@ pub struct Session {
     /// token refresh never changes it.
     #[serde(rename = "c")]
     pub created_at: u64,
+    /// Unix seconds of the last successful token refresh, from which the
+    /// sliding lifetime counts (`created_at` until the first refresh).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<u64>,
     /// The user identifier (value of the configured identifier claim, else `sub`).
     #[serde(rename = "u")]
     pub identifier: String,
@@ -88,6 +92,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("sid", &self.sid)
             .field("created_at", &self.created_at)
+            .field("renewed_at", &self.renewed_at)
             .field("identifier", &self.identifier)
             .field("subject", &self.subject)
             .field("idp_sid", &self.idp_sid)
@@ -248,6 +253,7 @@ mod tests {
         Session {
             sid: "sid-1".into(),
             created_at: 1_000,
+            renewed_at: None,
             identifier: "alice".into(),
             subject: "sub-alice".into(),
             idp_sid: Some("idp-sid".into()),

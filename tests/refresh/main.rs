@@ -586,7 +586,12 @@ async fn refresh_token_age_limit_zero_disables_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_keeps_the_absolute_session_lifetime() {
-    let env = Env::start(Door::Proxy, idp_config(), "sessionMaxAge: 3600").await;
+    let env = Env::start(
+        Door::Proxy,
+        idp_config(),
+        "sessionMaxAge: 3600\nsessionAbsoluteMaxAge: 3600",
+    )
+    .await;
     let mut s = env.session_in(&env.login().await);
     s.created_at = now() - 3500;
     let old = env.jar_with(&s);
@@ -597,16 +602,7 @@ async fn refresh_keeps_the_absolute_session_lifetime() {
         fresh.created_at, s.created_at,
         "created_at survives the refresh"
     );
-    let max_age: u64 = r
-        .set_cookies()
-        .iter()
-        .find(|l| l.starts_with(harness::SESSION_COOKIE))
-        .and_then(|l| {
-            l.split(';')
-                .find_map(|a| a.trim().strip_prefix("Max-Age=").map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .expect("Max-Age");
+    let max_age = session_max_age(&r);
     assert!(
         max_age <= 100,
         "the cookie lives only for the rest of the session: {max_age}"
@@ -635,4 +631,70 @@ async fn a_refresh_without_an_id_token_keeps_the_identity() {
     assert_eq!(fresh.id_token, before.id_token, "the last ID token is kept");
     assert!(fresh.expires_at > before.expires_at || fresh.expires_at >= now());
     assert_eq!(forwarded_user(&env, &r), before.identifier);
+}
+
+/// The `Max-Age` of the first session chunk a response sets.
+fn session_max_age(resp: &Resp) -> u64 {
+    resp.set_cookies()
+        .iter()
+        .find(|l| l.starts_with(harness::SESSION_COOKIE))
+        .and_then(|l| {
+            l.split(';')
+                .find_map(|a| a.trim().strip_prefix("Max-Age="))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no session cookie set: {resp:?}"))
+}
+
+#[tokio::test]
+async fn a_refresh_extends_the_session_up_to_the_absolute_limit() {
+    // (config, Max-Age of the refreshed session's cookie)
+    let cases = [
+        ("sessionMaxAge: 3600", 3600),
+        ("sessionMaxAge: 3600\nsessionAbsoluteMaxAge: 4000", 1000),
+    ];
+    for (extra, want) in cases {
+        let env = Env::start(Door::Proxy, idp_config(), extra).await;
+        let jar = env.login().await;
+        // Logged in 3000 s ago: 600 s of the sliding lifetime are left.
+        let mut old = env.session_in(&jar);
+        old.created_at = now() - 3000;
+        old.expires_at = now().saturating_sub(5);
+        let jar = env.jar_with(&old);
+        let before = now();
+        let r = env.app(&jar, Kind::Xhr, "/app/slide").await;
+        assert_eq!(r.status, StatusCode::OK, "{extra}: {r:?}");
+        let fresh = env.session_set_by(&r).expect("refreshed session");
+        assert_eq!(fresh.created_at, old.created_at, "the login time stays");
+        assert!(
+            fresh.renewed_at.is_some_and(|t| t >= before),
+            "{extra}: {fresh:?}"
+        );
+        let max_age = session_max_age(&r);
+        // The clock may tick between the login rewrite and the refresh.
+        assert!(
+            (want - 2..=want).contains(&max_age),
+            "{extra}: Max-Age {max_age}, want {want}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_past_its_absolute_limit_logs_in_again_even_if_recently_refreshed() {
+    for (extra, allowed) in [
+        ("sessionMaxAge: 3600", true),
+        ("sessionMaxAge: 3600\nsessionAbsoluteMaxAge: 4000", false),
+    ] {
+        let env = Env::start(Door::Proxy, idp_config(), extra).await;
+        let jar = env.login().await;
+        let mut s = env.session_in(&jar);
+        s.created_at = now() - 4100;
+        s.renewed_at = Some(now() - 100);
+        let r = env.app(&env.jar_with(&s), Kind::Nav, "/app/old").await;
+        if allowed {
+            assert_eq!(r.status, StatusCode::OK, "{extra}: {r:?}");
+        } else {
+            assert!(is_login_redirect(&env, &r), "{extra}: {r:?}");
+        }
+    }
 }

@@ -32,6 +32,7 @@ fn session(token_len: usize) -> Session {
     Session {
         sid: "c2lkLXRlc3Q".into(),
         created_at: NOW,
+        renewed_at: None,
         identifier: "alice".into(),
         subject: "0f6c2a".into(),
         idp_sid: Some("idp-session".into()),
@@ -375,7 +376,7 @@ fn key_rotation_old_key_opens_new_key_seals() {
 }
 
 #[test]
-fn absolute_lifetime() {
+fn lifetime_counts_from_the_login_until_a_refresh() {
     let c = codec_with(|s| s.max_age = Duration::from_secs(3600));
     let s = session(10);
     let jar = stored(&c, &s);
@@ -395,7 +396,7 @@ fn absolute_lifetime() {
         );
     }
 
-    // Max-Age is the remaining absolute lifetime, at least 1, at most max_age.
+    // Max-Age is the remaining lifetime, at least 1, at most max_age.
     // Table: time of store, expected Max-Age.
     for (now, max_age) in [
         (NOW, 3600),
@@ -412,7 +413,7 @@ fn absolute_lifetime() {
         );
     }
 
-    // A refresh that keeps created_at does not extend the lifetime.
+    // Tokens that change without a recorded refresh do not extend it.
     let refreshed = Session {
         access_token: Some("new".into()),
         expires_at: NOW + 7200,
@@ -421,6 +422,53 @@ fn absolute_lifetime() {
     };
     let jar = stored(&c, &refreshed);
     assert_eq!(c.load(&jar.headers(), NOW + 3600), None);
+}
+
+#[test]
+fn a_refresh_slides_the_lifetime_within_the_absolute_limit() {
+    let hour = Duration::from_secs(3600);
+    let sliding = codec_with(|s| s.max_age = hour);
+    let capped = codec_with(|s| {
+        s.max_age = hour;
+        s.absolute_max_age = Some(Duration::from_secs(5000));
+    });
+    // Refreshed 3000 s after the login.
+    let s = Session {
+        renewed_at: Some(NOW + 3000),
+        ..session(10)
+    };
+    assert_eq!(sliding.session_deadline(&s), NOW + 6600);
+    assert_eq!(capped.session_deadline(&s), NOW + 5000);
+    // A renewal time before the login (a forged or confused value) does
+    // not shorten or lengthen anything.
+    let odd = Session {
+        renewed_at: Some(NOW - 10_000),
+        ..session(10)
+    };
+    assert_eq!(sliding.session_deadline(&odd), NOW + 3600);
+    // Table: codec, time of load, session expected.
+    for (c, name, now, ok) in [
+        (&sliding, "sliding", NOW + 3600, true),
+        (&sliding, "sliding", NOW + 6599, true),
+        (&sliding, "sliding", NOW + 6600, false),
+        (&capped, "capped", NOW + 4999, true),
+        (&capped, "capped", NOW + 5000, false),
+    ] {
+        let jar = stored(c, &s);
+        assert_eq!(
+            c.load(&jar.headers(), now).is_some(),
+            ok,
+            "{name} at +{}",
+            now - NOW
+        );
+    }
+    // Max-Age after the refresh: the whole sliding lifetime, or what is
+    // left of the absolute one.
+    for (c, max_age) in [(&sliding, 3600), (&capped, 2000)] {
+        let out = c.store(&s, &HeaderMap::new(), true, NOW + 3000).unwrap();
+        let text = out[0].to_str().unwrap();
+        assert!(text.contains(&format!("; Max-Age={max_age};")), "{text}");
+    }
 }
 
 #[test]
