@@ -5,7 +5,7 @@
 //!
 //! Owns the refusals of these keys. The plugin's provider keys that oidcgate
 //! does not act on yet (`resource`, `strictAudienceValidation`,
-//! `dynamicClientRegistration`, `revocationURL`, `oidcEndSessionURL`) are
+//! `dynamicClientRegistration`, `oidcEndSessionURL`) are
 //! accepted, checked where a check is possible, and named in a warning when
 //! set; each is a field here, ready to be wired.
 
@@ -149,6 +149,7 @@ pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
     let mut provider =
         ProviderSettings::new(&issuer, raw.client_id.trim(), raw.client_secret.expose());
     provider.http = http;
+    provider.revocation_url = optional_url("revocationURL", raw.revocation_url.as_deref(), r);
     Parts {
         provider,
         scopes,
@@ -241,8 +242,6 @@ fn scopes(override_scopes: bool, listed: Vec<String>, oidc: bool, r: &mut Report
 
 /// One warning per plugin provider key that is set but not acted on yet.
 fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
-    optional_url("revocationURL", raw.revocation_url.as_deref(), r)
-        .inspect(|_| r.warn("revocationURL", NOT_YET_EFFECTIVE));
     optional_url("oidcEndSessionURL", raw.end_session_url.as_deref(), r).inspect(|_| {
         r.warn(
             "oidcEndSessionURL",
@@ -319,12 +318,16 @@ mod tests {
              revocationURL: https://idp.example.com/revoke\n",
         )
         .unwrap();
+        assert_eq!(
+            c.provider.revocation_url.as_deref(),
+            Some("https://idp.example.com/revoke")
+        );
+        assert!(c.warnings.iter().all(|w| w.key != "revocationURL"));
         let warned: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
         for key in [
             "resource",
             "strictAudienceValidation",
             "dynamicClientRegistration",
-            "revocationURL",
         ] {
             assert!(warned.contains(&key), "{key}: {warned:?}");
         }

@@ -1,10 +1,22 @@
-//! RP-initiated logout: clear every cookie, then send the browser to the
-//! provider's end-session endpoint (or straight to the post-logout address).
+//! RP-initiated logout: clear every cookie, revoke the session's tokens at
+//! the provider (RFC 7009), then send the browser to the provider's
+//! end-session endpoint (or straight to the post-logout address).
+//!
+//! A revocation that fails or is slow never holds the logout up beyond
+//! [`DEFAULT_LOGOUT_REVOCATION_TIMEOUT`]; it is logged with the token's hash.
+
+use std::time::Duration;
 
 use super::decision::Decision;
 use super::rescue::Error;
 use super::view::RequestView;
 use super::{Gate, safe_redirect};
+use crate::session::Session;
+use crate::telemetry::TokenHash;
+
+/// Longest a logout waits for the provider to revoke the session's refresh
+/// and access tokens (both at once); the logout completes either way.
+pub const DEFAULT_LOGOUT_REVOCATION_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Gate {
     /// The logout endpoint (`logoutURL`, also `/oauth2/sign_out`).
@@ -51,6 +63,7 @@ impl Gate {
             // A copy of the cookie kept elsewhere must not outlive the logout.
             self.invalidate_session(&session.sid).await;
             self.forget_session(session).await;
+            self.revoke_session_tokens(session).await;
         }
         let id_token = session.as_ref().and_then(|s| s.id_token.clone());
         let end_session = match self.inner.provider.discovered().await {
@@ -77,5 +90,37 @@ impl Gate {
             location,
             set_cookies,
         })
+    }
+
+    /// Revokes the session's refresh and access tokens at the provider,
+    /// concurrently, each bounded by [`DEFAULT_LOGOUT_REVOCATION_TIMEOUT`].
+    /// Failures are logged (token hash only) and otherwise ignored: the
+    /// session is already over on the gate's side.
+    async fn revoke_session_tokens(&self, session: &Session) {
+        let revoke = |token: Option<&str>, hint: &'static str| {
+            let token = token.filter(|t| !t.is_empty()).map(str::to_owned);
+            async move {
+                let Some(token) = token else { return };
+                let call = self.inner.provider.revoke(&token, hint);
+                let outcome = tokio::time::timeout(DEFAULT_LOGOUT_REVOCATION_TIMEOUT, call).await;
+                let hash = TokenHash::of(&token);
+                match outcome {
+                    Ok(Ok(())) => tracing::debug!(token = %hash, hint, "token revoked at logout"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(token = %hash, hint, error = %e, "token not revoked at logout")
+                    }
+                    Err(_) => tracing::warn!(
+                        token = %hash,
+                        hint,
+                        timeout_ms = DEFAULT_LOGOUT_REVOCATION_TIMEOUT.as_millis(),
+                        "token revocation at logout timed out"
+                    ),
+                }
+            }
+        };
+        tokio::join!(
+            revoke(session.refresh_token.as_deref(), "refresh_token"),
+            revoke(session.access_token.as_deref(), "access_token"),
+        );
     }
 }

@@ -44,6 +44,7 @@ pub use health::{
     BreakerHealth, CacheHealth, Health, MemoryHealth, PoolHealth, ProviderHealth, RedisHealth,
     Status,
 };
+pub use logout::DEFAULT_LOGOUT_REVOCATION_TIMEOUT;
 pub use outage::OutagePolicy;
 pub use pages::{MAX_TEMPLATE_BYTES, PageData, PageKind, Pages, TemplateError, Var};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};

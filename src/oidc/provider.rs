@@ -68,6 +68,9 @@ pub struct ProviderSettings {
     /// GitHub (OAuth 2.0 without OpenID Connect) instead of an OpenID
     /// Provider: no discovery, identity from GitHub's API.
     pub github: Option<GitHubSettings>,
+    /// RFC 7009 endpoint overriding the discovered `revocation_endpoint`
+    /// (`revocationURL`).
+    pub revocation_url: Option<String>,
 }
 
 impl ProviderSettings {
@@ -87,6 +90,7 @@ impl ProviderSettings {
             jwks_min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
             introspection_url: None,
             github: None,
+            revocation_url: None,
         }
     }
 }
@@ -435,12 +439,18 @@ impl Provider {
         self.note_refusal(&d, "introspection", r)
     }
 
-    /// Revokes `token` at the discovered `revocation_endpoint` (RFC 7009)
-    /// with the client's authentication. `hint` is `access_token` or
-    /// `refresh_token`. Without an endpoint there is nothing to do.
+    /// Revokes `token` (RFC 7009) at `revocationURL`, else at the discovered
+    /// `revocation_endpoint`, with the client's authentication. `hint` is
+    /// `access_token` or `refresh_token`. Without an endpoint there is
+    /// nothing to do.
     pub async fn revoke(&self, token: &str, hint: &str) -> Result<(), Error> {
         let d = self.discovered().await?;
-        let Some(endpoint) = d.metadata.revocation_endpoint.as_deref() else {
+        let Some(endpoint) = self
+            .settings
+            .revocation_url
+            .as_deref()
+            .or(d.metadata.revocation_endpoint.as_deref())
+        else {
             return Ok(());
         };
         let r = revoke(&self.client, endpoint, &self.creds(&d), token, hint).await;

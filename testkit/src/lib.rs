@@ -21,7 +21,7 @@ mod server;
 
 pub use idp::{
     AccessTokenFormat, AssertionAud, ClientKey, ClientKeyAlg, Counters, Endpoint, Fault, IdpConfig,
-    KeyChoice, Mint, RefreshTokenRule, SigningAlg, TestIdp, TestUser,
+    KeyChoice, Mint, RefreshTokenRule, Revocation, SigningAlg, TestIdp, TestUser,
 };
 
 /// Returns a TCP port on 127.0.0.1 that was free at the time of the call.

@@ -6,6 +6,8 @@ use http::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use testkit::{Endpoint, Fault};
+
 use crate::support::*;
 
 /// Callers that must get 401 rather than a login redirect, and whether they
@@ -214,6 +216,75 @@ async fn logout_clears_cookies_and_ends_provider_session() {
         assert_eq!(
             replay.status, expected,
             "{door:?}: stolen cookie after logout: {replay:?}"
+        );
+    }
+}
+
+/// The `(token_type_hint, what the provider issued the token as)` of every
+/// revocation the provider received, sorted.
+fn revoked_kinds(idp: &testkit::TestIdp) -> Vec<(String, Option<&'static str>)> {
+    let mut kinds: Vec<_> = idp
+        .revocations()
+        .into_iter()
+        .map(|r| (r.hint.unwrap_or_default(), r.issued_as))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_tokens_at_the_provider() {
+    let both = [
+        ("access_token".to_owned(), Some("access_token")),
+        ("refresh_token".to_owned(), Some("refresh_token")),
+    ];
+    // The discovered revocation_endpoint.
+    let h = Harness::start(Door::ForwardAuth, "").await;
+    let mut b = h.logged_in_browser().await;
+    let resp = b.get_app("/oauth2/callback/logout").await;
+    assert_eq!(resp.status, StatusCode::FOUND, "{resp:?}");
+    assert_eq!(revoked_kinds(&h.idp), both);
+    assert!(h.idp.revocations().iter().all(|r| r.query.is_none()));
+
+    // revocationURL takes precedence over discovery.
+    let configured = format!("revocationURL: {}/revoke?via=config\n", h.idp.issuer());
+    let gate = h.second_gate(&configured).await;
+    let mut b = h.browser().via(&gate);
+    b.login(&h, "/").await;
+    let resp = b.get_app("/oauth2/callback/logout").await;
+    assert_eq!(resp.status, StatusCode::FOUND, "{resp:?}");
+    let via: Vec<Option<String>> = h.idp.revocations()[2..]
+        .iter()
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(
+        via,
+        [Some("via=config".to_owned()), Some("via=config".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_or_slow_revocation_never_blocks_the_logout() {
+    for fault in [
+        Fault::Status(500),
+        Fault::Down,
+        // Longer than the gate waits, shorter than the test client does.
+        Fault::Delay(oidcgate::gate::DEFAULT_LOGOUT_REVOCATION_TIMEOUT * 3),
+    ] {
+        let h = Harness::start(Door::Proxy, "").await;
+        let mut b = h.logged_in_browser().await;
+        h.idp.inject(Endpoint::Revocation, fault, 2);
+        let resp = b.get_app("/oauth2/callback/logout").await;
+        assert_eq!(resp.status, StatusCode::FOUND, "{fault:?}: {resp:?}");
+        assert!(
+            resp.set_cookie(SESSION_COOKIE)
+                .is_some_and(|l| is_deletion(&l)),
+            "{fault:?}: the session is cleared"
+        );
+        assert!(
+            resp.location()
+                .is_some_and(|l| l.path().ends_with("/session/end")),
+            "{fault:?}: {resp:?}"
         );
     }
 }

@@ -156,6 +156,8 @@ pub(crate) struct State {
     pub(crate) authorize_log: Vec<Vec<(String, String)>>,
     /// Form parameters of every `/token` request, secrets left out.
     pub(crate) token_log: Vec<Vec<(String, String)>>,
+    /// Authenticated revocation requests, in order.
+    pub(crate) revocations: Vec<super::Revocation>,
     next_family: u64,
 }
 
@@ -228,6 +230,7 @@ impl Shared {
             client_auth_log: Vec::new(),
             authorize_log: Vec::new(),
             token_log: Vec::new(),
+            revocations: Vec::new(),
             next_family: 0,
         };
         Self {

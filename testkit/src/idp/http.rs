@@ -684,7 +684,12 @@ async fn introspect(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     json_response(StatusCode::OK, &body)
 }
 
-async fn revoke(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn revoke(
+    State(s): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = parse_params(&body);
     if let Err(e) = authenticate_client(&s, &headers, &form) {
         return e.into_response();
@@ -694,11 +699,21 @@ async fn revoke(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     };
     {
         let mut st = s.state.lock();
-        if let Some(rt) = st.refresh.get_mut(token) {
+        let issued_as = if let Some(rt) = st.refresh.get_mut(token) {
             rt.status = RtStatus::Revoked;
+            Some("refresh_token")
         } else if let Some(at) = st.access.get_mut(token) {
             at.revoked = true;
-        }
+            Some("access_token")
+        } else {
+            None
+        };
+        st.revocations.push(super::Revocation {
+            token: token.to_owned(),
+            hint: param(&form, "token_type_hint").map(str::to_owned),
+            issued_as,
+            query,
+        });
     }
     // RFC 7009 §2.2: unknown or already invalid tokens are not an error.
     StatusCode::OK.into_response()

@@ -382,6 +382,21 @@ pub struct Counters {
     pub discovery_fetches: u64,
 }
 
+/// One authenticated request to `POST /revoke` (RFC 7009).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The `token` parameter.
+    pub token: String,
+    /// The `token_type_hint` parameter.
+    pub hint: Option<String>,
+    /// What this provider issued the token as (`refresh_token`,
+    /// `access_token`), or `None` for a token it does not know.
+    pub issued_as: Option<&'static str>,
+    /// The query string of the request URL (distinguishes a configured
+    /// endpoint address from the discovered one).
+    pub query: Option<String>,
+}
+
 /// A running test OpenID Provider. The server stops when this is dropped.
 pub struct TestIdp {
     shared: Arc<Shared>,
@@ -459,6 +474,11 @@ impl TestIdp {
     /// authentication so far, in order (`client_secret_basic`, ...).
     pub fn client_auth_methods_used(&self) -> Vec<&'static str> {
         self.shared.state.lock().client_auth_log.clone()
+    }
+
+    /// Every authenticated revocation request so far, in order.
+    pub fn revocations(&self) -> Vec<Revocation> {
+        self.shared.state.lock().revocations.clone()
     }
 
     /// A snapshot of the request counters.
