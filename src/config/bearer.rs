@@ -136,17 +136,21 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
     let strip_authorization = raw
         .strip_authorization_header
         .unwrap_or(crate::gate::DEFAULT_STRIP_AUTHORIZATION_HEADER);
+    if raw.allow_opaque_tokens && !raw.require_token_introspection {
+        r.error(
+            "allowOpaqueTokens",
+            "needs requireTokenIntrospection: true (opaque tokens can only be checked by \
+             introspection)",
+        );
+    }
     if !raw.enable_bearer_auth {
-        for (key, set) in [
-            ("allowOpaqueTokens", raw.allow_opaque_tokens),
-            ("requireTokenIntrospection", raw.require_token_introspection),
-        ] {
-            if set {
-                r.error(key, "has no effect unless enableBearerAuth is true");
-            }
-        }
+        // Session access tokens are introspected with the bearer path off.
         return Parts {
-            settings: defaults,
+            settings: BearerSettings {
+                allow_opaque: raw.allow_opaque_tokens,
+                require_introspection: raw.require_token_introspection,
+                ..defaults
+            },
             introspection_url,
             max_identifier_bytes,
             strip_authorization,
@@ -172,13 +176,6 @@ pub(super) fn settings(raw: Raw, audience: Option<&str>, r: &mut Report) -> Part
             "bearerIdentifierClaim",
             "email cannot identify machine callers (client tokens carry none, and an address \
              is not a stable identity); use sub, client_id or azp",
-        );
-    }
-    if raw.allow_opaque_tokens && !raw.require_token_introspection {
-        r.error(
-            "allowOpaqueTokens",
-            "needs requireTokenIntrospection: true (opaque tokens can only be checked by \
-             introspection)",
         );
     }
     let throttle = throttle(&raw, defaults.throttle.clone(), r);
@@ -218,16 +215,18 @@ mod tests {
     const ON: &str = "enableBearerAuth: true\naudience: api\n";
 
     #[test]
+    fn introspection_keys_apply_with_the_bearer_path_off() {
+        let c = load("allowOpaqueTokens: true\nrequireTokenIntrospection: true\n").unwrap();
+        let b = &c.gate.bearer;
+        assert!(!b.enabled && b.allow_opaque && b.require_introspection);
+    }
+
+    #[test]
     fn refusals_name_their_key() {
         // Without ON the bearer path is off; with it, audience is set.
         let cases: &[(bool, &str, &[&str])] = &[
             (false, "enableBearerAuth: true\n", &["audience"]),
             (false, "allowOpaqueTokens: true\n", &["allowOpaqueTokens"]),
-            (
-                false,
-                "requireTokenIntrospection: true\n",
-                &["requireTokenIntrospection"],
-            ),
             (false, "maxIdentifierLength: 0\n", &["maxIdentifierLength"]),
             (
                 false,

@@ -33,6 +33,7 @@ use super::view::RequestView;
 use crate::cache::{CacheKey, Namespace};
 use crate::clock::SharedClock;
 use crate::oidc::{self, AccessTokenClaims, Audience};
+use crate::session::Session;
 use crate::telemetry::TokenHash;
 
 /// Claim naming the caller on the bearer path (`bearerIdentifierClaim`).
@@ -66,11 +67,12 @@ pub struct BearerSettings {
     pub max_token_bytes: usize,
     /// Failure penalty per client address.
     pub throttle: ThrottleSettings,
-    /// Accept opaque (non-JWT) tokens through introspection
+    /// Accept opaque (non-JWT) bearer tokens through introspection
     /// (`allowOpaqueTokens`).
     pub allow_opaque: bool,
-    /// Introspect JWTs too after local verification
-    /// (`requireTokenIntrospection`).
+    /// Introspect bearer JWTs too after local verification, and the access
+    /// token of every session not just issued by the token endpoint
+    /// (`requireTokenIntrospection`; holds with the bearer path off too).
     pub require_introspection: bool,
     /// Longest reuse of an introspection answer.
     pub introspection_cache_ttl: Duration,
@@ -440,6 +442,33 @@ fn check_introspection(answer: &Map<String, Value>, x: &Expect<'_>) -> Result<()
     Ok(())
 }
 
+/// The rules of an introspection answer about a session's access token:
+/// active, an access token, within its times, from this issuer when it says.
+/// The token came from the token endpoint to this client, so its audience
+/// is not judged (it names whatever API the provider chose).
+fn check_session_introspection(
+    answer: &Map<String, Value>,
+    x: &Expect<'_>,
+) -> Result<(), BearerReject> {
+    if answer.get("active") != Some(&Value::Bool(true)) {
+        return Err(BearerReject::Inactive);
+    }
+    if answer
+        .get("token_type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+    {
+        return Err(BearerReject::Inactive);
+    }
+    check_times(answer, false, false, x)?;
+    if let Some(iss) = answer.get("iss") {
+        if iss.as_str() != Some(x.issuer) {
+            return Err(BearerReject::Claim("iss"));
+        }
+    }
+    Ok(())
+}
+
 /// Every claim of a verified access token as one map.
 fn all_claims(c: &AccessTokenClaims) -> Map<String, Value> {
     let mut m = c.extra.clone();
@@ -527,6 +556,44 @@ impl Gate {
                 })
             }
             Err(Failure::Unavailable(e)) => Err(e),
+        }
+    }
+
+    /// With `requireTokenIntrospection`: whether the access token of a
+    /// session (one not just issued by the token endpoint) is still active at
+    /// the provider. Answers are reused while cached, as on the bearer path.
+    /// A session without an access token is not active. The provider not
+    /// answering is [`Error::IntrospectionUnavailable`] (503).
+    pub(super) async fn session_token_active(&self, session: &Session) -> Result<bool, Error> {
+        let Some(token) = session.access_token.as_deref().filter(|t| !t.is_empty()) else {
+            return Ok(false);
+        };
+        let inner = &self.inner;
+        let provider = &inner.provider;
+        let unavailable =
+            |e: &dyn std::fmt::Display| Error::IntrospectionUnavailable(e.to_string());
+        let discovered = provider.discovered().await.map_err(|e| unavailable(&e))?;
+        let client_id = &provider.settings().client_id;
+        let x = Expect {
+            issuer: &discovered.metadata().issuer,
+            audience: client_id,
+            client_id,
+            now: inner.clock.now(),
+            skew: provider.settings().clock_skew,
+            max_age: Duration::MAX,
+        };
+        let key = token_key(token);
+        let answer = match self.introspected(token, &key, &x).await {
+            Ok(answer) => answer,
+            Err(Failure::Unavailable(e)) => return Err(unavailable(&e)),
+            Err(Failure::Reject(r)) => return Err(unavailable(&r)),
+        };
+        match check_session_introspection(&answer, &x) {
+            Ok(()) => Ok(true),
+            Err(reason) => {
+                tracing::debug!(token = %TokenHash::of(token), %reason, "session access token refused by introspection");
+                Ok(false)
+            }
         }
     }
 

@@ -443,9 +443,22 @@ impl Gate {
         }
         let r = &self.inner.refresher;
         if !r.due(&session, now) {
-            return self.allow_session(view, &session, Vec::new());
+            return self.allow_held(view, &session).await;
         }
         Box::pin(self.refresh_session(view, session, now)).await
+    }
+
+    /// Allows a session whose tokens were not just issued by the token
+    /// endpoint. With `requireTokenIntrospection` its access token must still
+    /// be active at the provider: an inactive one ends the session, a
+    /// provider that cannot answer is a 503.
+    async fn allow_held(&self, view: &RequestView, session: &Session) -> Result<Decision, Error> {
+        if self.inner.settings.bearer.require_introspection
+            && !self.session_token_active(session).await?
+        {
+            return Box::pin(self.session_over(view)).await;
+        }
+        self.allow_session(view, session, Vec::new())
     }
 
     /// The session is due for refresh (cold: boxed by the caller).
@@ -459,7 +472,7 @@ impl Gate {
         let still_valid = session.expires_at > now;
         let Some(rt) = session.refresh_token.clone() else {
             return if still_valid {
-                self.allow_session(view, &session, Vec::new())
+                self.allow_held(view, &session).await
             } else {
                 self.session_over(view).await
             };
@@ -473,7 +486,7 @@ impl Gate {
                 self.allow_session(view, &fresh, cookies)
             }
             Err(refresh::RefreshFailure::Rejected) => self.session_over(view).await,
-            Err(_) if still_valid => self.allow_session(view, &session, Vec::new()),
+            Err(_) if still_valid => self.allow_held(view, &session).await,
             Err(_) => Err(Error::RefreshUnavailable),
         }
     }

@@ -104,6 +104,10 @@ pub enum Error {
     /// A door's inner service failed: a bug, or a transport that broke (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// With `requireTokenIntrospection`, the provider could not say whether
+    /// a session's access token is still active (503).
+    #[error("session token introspection unavailable: {0}")]
+    IntrospectionUnavailable(String),
 }
 
 /// Longest part of a request path written to a log line.
@@ -178,7 +182,8 @@ fn page_kind(e: &Error) -> PageKind {
         | Error::RefreshUnavailable
         | Error::SessionStore(_)
         | Error::RevocationUnavailable
-        | Error::UpstreamUnreachable => PageKind::Unavailable,
+        | Error::UpstreamUnreachable
+        | Error::IntrospectionUnavailable(_) => PageKind::Unavailable,
         Error::Unauthenticated
         | Error::AmbiguousIdentityHeader
         | Error::UnsafeRedirect
@@ -334,7 +339,7 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             StatusCode::TOO_MANY_REQUESTS,
             "Too many logout requests; try again later".into(),
         ),
-        Error::RevocationUnavailable => (
+        Error::RevocationUnavailable | Error::IntrospectionUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Token state is unavailable; please try again shortly".into(),
         ),

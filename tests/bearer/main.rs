@@ -1091,10 +1091,6 @@ async fn configuration_refusals_name_the_key() {
             "allowOpaqueTokens",
         ),
         (
-            "requireTokenIntrospection: true",
-            "requireTokenIntrospection",
-        ),
-        (
             "enableBearerAuth: true\naudience: a\nbearerFailureThreshold: 0",
             "bearerFailureThreshold",
         ),

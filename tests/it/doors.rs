@@ -290,6 +290,57 @@ async fn a_failing_or_slow_revocation_never_blocks_the_logout() {
 }
 
 #[tokio::test]
+async fn require_token_introspection_judges_session_access_tokens() {
+    let h = Harness::start(Door::Proxy, "requireTokenIntrospection: true").await;
+    let mut b = h.logged_in_browser().await;
+    let seen = h.idp.counters().introspections;
+    assert_eq!(
+        seen, 1,
+        "the landing request introspected the session's token"
+    );
+    let again = b.get_app("/private").await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(
+        h.idp.counters().introspections,
+        seen,
+        "the answer is reused"
+    );
+
+    // Each fresh gate below has its own (empty) introspection cache.
+    let down = h.second_gate("requireTokenIntrospection: true").await;
+    h.idp.inject(Endpoint::Introspection, Fault::Status(500), 1);
+    let r = b.via(&down).get_app("/private").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+
+    h.idp.revoke_access_tokens();
+    let revoked = h.second_gate("requireTokenIntrospection: true").await;
+    let mut via = b.via(&revoked);
+    let nav = via.get_app("/private").await;
+    assert_eq!(nav.status, StatusCode::FOUND, "{nav:?}");
+    assert!(
+        nav.raw_location()
+            .is_some_and(|l| l.starts_with(&format!("{}/authorize", h.idp.issuer()))),
+        "an inactive token sends the browser to log in again: {nav:?}"
+    );
+    let xhr = via
+        .request(
+            Method::GET,
+            &via.app_url("/private"),
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    assert_eq!(xhr.status, StatusCode::UNAUTHORIZED, "{xhr:?}");
+
+    // Without the key nothing is introspected.
+    let before = h.idp.counters().introspections;
+    let plain = h.second_gate("").await;
+    let r = b.via(&plain).get_app("/private").await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(h.idp.counters().introspections, before);
+}
+
+#[tokio::test]
 async fn login_loop_ends_in_error_page() {
     let h = Harness::start(Door::Proxy, "").await;
     let mut b = h.browser();

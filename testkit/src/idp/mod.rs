@@ -591,6 +591,14 @@ impl TestIdp {
     pub fn expire_refresh_tokens(&self) {
         self.shared.expire_refresh_tokens();
     }
+
+    /// Revokes every access token issued so far: introspection reports them
+    /// inactive from now on.
+    pub fn revoke_access_tokens(&self) {
+        for at in self.shared.state.lock().access.values_mut() {
+            at.revoked = true;
+        }
+    }
 }
 
 impl Shared {
