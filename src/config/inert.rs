@@ -20,12 +20,6 @@ pub(super) struct Raw {
     /// traefikoidc: allow provider URLs on private addresses.
     #[serde(rename = "allowPrivateIPAddresses")]
     pub(super) allow_private_ip_addresses: Option<serde_norway::Value>,
-    /// traefikoidc: token bucket on cold JWT verifications.
-    #[serde(rename = "rateLimit")]
-    pub(super) rate_limit: Option<serde_norway::Value>,
-    /// traefikoidc: per-source throttle on login events.
-    #[serde(rename = "perSourceLoginRateLimit")]
-    pub(super) per_source_login_rate_limit: Option<serde_norway::Value>,
 }
 
 /// Names each inert key that is present.
@@ -41,12 +35,6 @@ pub(super) fn settings(raw: Raw, r: &mut Report) {
             "allowPrivateIPAddresses",
             raw.allow_private_ip_addresses.is_some(),
             "oidcgate does not filter the provider's addresses; restrict egress in the network",
-        ),
-        ("rateLimit", raw.rate_limit.is_some(), "not implemented yet"),
-        (
-            "perSourceLoginRateLimit",
-            raw.per_source_login_rate_limit.is_some(),
-            "not implemented yet",
         ),
     ] {
         if present {

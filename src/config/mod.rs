@@ -7,7 +7,7 @@
 //! the block into one raw part per concern and deserializes each, collecting
 //! every type error and unknown key with its full key path. Then one function
 //! per concern (`provider`, `client_auth`, `github`, `session`, `endpoints`, `policy`, `refresh`,
-//! `bearer`, `redis`, `doors`, `inert`) turns its raw part into settings,
+//! `bearer`, `redis`, `doors`, `limits`, `inert`) turns its raw part into settings,
 //! reporting every refusal into one report. A file with problems gives all
 //! of them at once ([`ConfigErrors`]); keys accepted without effect give one
 //! [`ConfigWarning`] each, which the caller logs once logging is set up.
@@ -29,6 +29,7 @@ mod endpoints;
 mod github;
 mod headers;
 mod inert;
+mod limits;
 mod policy;
 mod provider;
 mod raw;
@@ -261,6 +262,7 @@ impl Config {
         let cache = redis::settings(raw.redis, env, r);
         let doors = doors::settings(raw.doors, r);
         inert::settings(raw.inert, r);
+        let rate_limits = limits::settings(raw.limits, r);
 
         if session_store == SessionStore::Server && cache.mode == crate::cache::CacheMode::Memory {
             r.warn(
@@ -291,6 +293,7 @@ impl Config {
             frontchannel_path: endpoints.frontchannel_path,
             security_outage_policy,
             pages: endpoints.pages,
+            rate_limits,
             ..GateSettings::default()
         };
         Self {

@@ -20,8 +20,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Report, bearer, client_auth, doors, endpoints, github, headers, inert, policy, provider, redis,
-    refresh, session,
+    Report, bearer, client_auth, doors, endpoints, github, headers, inert, limits, policy,
+    provider, redis, refresh, session,
 };
 
 /// The block, split by concern.
@@ -37,6 +37,7 @@ pub(super) struct RawConfig {
     pub(super) redis: redis::Raw,
     pub(super) doors: doors::Raw,
     pub(super) inert: inert::Raw,
+    pub(super) limits: limits::Raw,
     pub(super) headers: headers::Raw,
     pub(super) github: github::Raw,
 }
@@ -55,6 +56,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<redis::Raw>(),
         field_names::<doors::Raw>(),
         field_names::<inert::Raw>(),
+        field_names::<limits::Raw>(),
         field_names::<headers::Raw>(),
         field_names::<github::Raw>(),
     ]
@@ -77,6 +79,7 @@ impl RawConfig {
             redis: take(&mut block, &redis::nested_blocks(), r),
             doors: take(&mut block, &[], r),
             inert: take(&mut block, &[], r),
+            limits: take(&mut block, &[], r),
             headers: take(&mut block, &headers::nested_blocks(), r),
             github: take(&mut block, &[], r),
         };
@@ -366,6 +369,7 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("metricsPrefix", EnvKind::Str),
     ("watchConfig", EnvKind::Bool),
     ("rateLimit", EnvKind::Int),
+    ("perSourceLoginRateLimit", EnvKind::Int),
     ("enableBearerAuth", EnvKind::Bool),
     ("bearerIdentifierClaim", EnvKind::Str),
     ("stripAuthorizationHeader", EnvKind::Bool),

@@ -69,6 +69,7 @@ impl Gate {
         if return_to.len() > super::MAX_RETURN_URL_BYTES {
             return Err(Error::ReturnUrlTooLong);
         }
+        self.admit(view, super::ratelimit::Event::Login)?;
         let now = self.now();
         let secure = self.secure(view);
         let mut login = self
@@ -173,6 +174,7 @@ impl Gate {
 
     /// The redirect-URI endpoint.
     pub(super) async fn callback(&self, view: &RequestView) -> Result<Decision, Error> {
+        self.admit(view, super::ratelimit::Event::Login)?;
         if view.method != Method::GET {
             return Err(Error::MethodNotAllowed("GET"));
         }

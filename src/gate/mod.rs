@@ -20,6 +20,7 @@ mod logout;
 mod observe;
 mod outage;
 mod pages;
+mod ratelimit;
 mod redirect;
 mod refresh;
 mod rescue;
@@ -47,6 +48,9 @@ pub use health::{
 pub use logout::DEFAULT_LOGOUT_REVOCATION_TIMEOUT;
 pub use outage::OutagePolicy;
 pub use pages::{MAX_TEMPLATE_BYTES, PageData, PageKind, Pages, TemplateError, Var};
+pub use ratelimit::{
+    DEFAULT_RATE_LIMIT_MAX_ENTRIES, RATE_LIMIT_SWEEP_INTERVAL, Rate, RateLimitSettings,
+};
 pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
     DEFAULT_CROSS_REPLICA_WAIT, DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN,
@@ -144,6 +148,9 @@ pub struct GateSettings {
     pub allow_unauthenticated_preflight: bool,
     /// The pages a person sees from the gate (`customTemplatesDir`).
     pub pages: Pages,
+    /// Token buckets per source address on new logins and the gate's own
+    /// endpoints (`perSourceLoginRateLimit`, `rateLimit`); off by default.
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Default for GateSettings {
@@ -171,6 +178,7 @@ impl Default for GateSettings {
             security_outage_policy: None,
             allow_unauthenticated_preflight: false,
             pages: Pages::builtin(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -194,6 +202,8 @@ struct Inner {
     claims_memo: headers::ClaimsMemo,
     /// Front-channel logout requests per client address.
     frontchannel_throttle: throttle::Throttle,
+    /// New logins and own-endpoint requests per source address.
+    rate_limits: ratelimit::RateLimits,
 }
 
 impl Gate {
@@ -220,6 +230,7 @@ impl Gate {
         let claims_memo = headers::ClaimsMemo::new(policy.headers_use_claims());
         let frontchannel_throttle =
             throttle::Throttle::new(channels::frontchannel_throttle_settings(), clock.clone());
+        let rate_limits = ratelimit::RateLimits::new(settings.rate_limits, &clock);
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -233,6 +244,7 @@ impl Gate {
                 metrics,
                 claims_memo,
                 frontchannel_throttle,
+                rate_limits,
             }),
         }
     }
@@ -354,14 +366,17 @@ impl Gate {
             return r;
         }
         if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
+            self.admit(view, ratelimit::Event::Endpoint)?;
             return Box::pin(self.logout(view)).await;
         }
         if s.backchannel_path.as_deref() == Some(view.path.as_str()) {
+            self.admit(view, ratelimit::Event::Endpoint)?;
             // The POST is served by the listener (it needs the body); any
             // other method reaching the engine is refused.
             return Err(Error::MethodNotAllowed("POST"));
         }
         if s.frontchannel_path.as_deref() == Some(view.path.as_str()) {
+            self.admit(view, ratelimit::Event::Endpoint)?;
             return Box::pin(self.frontchannel_logout(view)).await;
         }
         if view.path == START_PATH {
@@ -391,6 +406,18 @@ impl Gate {
             return self.with_session(view, session, now).await;
         }
         Box::pin(self.login_required(view)).await
+    }
+
+    /// Counts `event` against the source's rate limits; 429 with
+    /// `Retry-After` when a bucket is empty.
+    fn admit(&self, view: &RequestView, event: ratelimit::Event) -> Result<(), Error> {
+        self.inner
+            .rate_limits
+            .admit(event, view.client_ip)
+            .map_err(|retry_after| {
+                tracing::debug!(client = %view.client_ip, ?event, retry_after, "rate limit reached");
+                Error::RateLimited { retry_after }
+            })
     }
 
     /// True when `path` lies under an excluded prefix.

@@ -104,6 +104,13 @@ pub enum Error {
     /// A door's inner service failed: a bug, or a transport that broke (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many new logins or requests to the gate's own endpoints from this
+    /// source address (429; `perSourceLoginRateLimit`, `rateLimit`).
+    #[error("rate limit reached for this source address")]
+    RateLimited {
+        /// Seconds until the next event is admitted, sent as `Retry-After`.
+        retry_after: u64,
+    },
     /// With `requireTokenIntrospection`, the provider could not say whether
     /// a session's access token is still active (503).
     #[error("session token introspection unavailable: {0}")]
@@ -194,7 +201,8 @@ fn page_kind(e: &Error) -> PageKind {
         | Error::BearerThrottled { .. }
         | Error::FrontchannelThrottled { .. }
         | Error::UnforwardableTarget
-        | Error::Internal(_) => PageKind::Error,
+        | Error::Internal(_)
+        | Error::RateLimited { .. } => PageKind::Error,
     }
 }
 
@@ -243,7 +251,9 @@ fn with_headers(mut reply: Reply, e: Error, status: StatusCode) -> Reply {
                 reply.headers.insert(http::header::WWW_AUTHENTICATE, v);
             }
         }
-        Error::BearerThrottled { retry_after } | Error::FrontchannelThrottled { retry_after } => {
+        Error::BearerThrottled { retry_after }
+        | Error::FrontchannelThrottled { retry_after }
+        | Error::RateLimited { retry_after } => {
             reply = reply.with_header(http::header::RETRY_AFTER, &retry_after.to_string());
         }
         _ => {}
@@ -253,6 +263,9 @@ fn with_headers(mut reply: Reply, e: Error, status: StatusCode) -> Reply {
     }
     reply
 }
+
+/// The message of [`Error::RateLimited`].
+const RATE_LIMITED: &str = "Too many sign-in requests from your address; try again shortly";
 
 /// The table: the status and message of every error.
 fn status_and_message(e: &Error) -> (StatusCode, String) {
@@ -339,6 +352,7 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             StatusCode::TOO_MANY_REQUESTS,
             "Too many logout requests; try again later".into(),
         ),
+        Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED.into()),
         Error::RevocationUnavailable | Error::IntrospectionUnavailable(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Token state is unavailable; please try again shortly".into(),
@@ -437,6 +451,14 @@ mod tests {
                 Error::RevocationUnavailable,
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
+            (
+                Error::IntrospectionUnavailable("down".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Error::RateLimited { retry_after: 2 },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
             (Error::UpstreamUnreachable, StatusCode::BAD_GATEWAY),
             (Error::UnforwardableTarget, StatusCode::BAD_REQUEST),
             (
@@ -458,6 +480,8 @@ mod tests {
         assert_eq!(r.headers[http::header::ALLOW], "POST");
         let r = error_reply(Error::BearerThrottled { retry_after: 7 });
         assert_eq!(r.headers[http::header::RETRY_AFTER], "7");
+        let r = error_reply(Error::RateLimited { retry_after: 2 });
+        assert_eq!(r.headers[http::header::RETRY_AFTER], "2");
         let r = error_reply(Error::RevocationUnavailable);
         assert_eq!(r.headers[http::header::RETRY_AFTER], "30");
         let r = error_reply(Error::BearerRejected {

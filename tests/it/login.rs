@@ -1,6 +1,6 @@
 //! The browser login, end to end, through every door.
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::json;
 use testkit::TestUser;
 
@@ -316,4 +316,82 @@ async fn wrong_nonce_is_refused() {
     let mut clean = h.browser();
     let trace = clean.login(&h, "/").await;
     assert_eq!(trace.landed.status, StatusCode::OK);
+}
+
+/// A browser whose requests come from `ip` through the trusted local hop.
+fn browser_from(h: &Harness, gate: &GateServer, ip: &str) -> Browser {
+    let mut b = h.browser().via(gate);
+    b.extra_headers = vec![("x-forwarded-for".into(), ip.into())];
+    b
+}
+
+#[tokio::test]
+async fn new_logins_are_limited_per_source_address() {
+    let h = Harness::start(Door::Proxy, "").await;
+    let clock = oidcgate::clock::ManualClock::starting_now();
+    let yaml = gate_yaml(
+        &h.idp,
+        Some(&h.upstream.url()),
+        "trustedProxies: [127.0.0.1/32]\nperSourceLoginRateLimit: 2",
+    );
+    let gate = GateServer::start_with_clock(&yaml, clock.clone()).await;
+
+    // A whole login is two events (start and callback): the next start is
+    // over the limit, with Retry-After (60 s / 2 per event).
+    let mut b = browser_from(&h, &gate, "203.0.113.7");
+    b.login_with_redirect_uri(&h, "/", &format!("{}/oauth2/callback", gate.url()))
+        .await;
+    let mut other = browser_from(&h, &gate, "203.0.113.7");
+    let r = other.get_app("/app").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("30"));
+    let url = other.app_url("/oauth2/start?rd=/");
+    let api = other
+        .request(Method::GET, &url, &[("accept", "application/json")], None)
+        .await;
+    assert_eq!(api.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(api.json()["status_code"], 429, "JSON for API clients");
+    // The logged-in browser is not affected: only new logins count.
+    assert_eq!(b.get_app("/app").await.status, StatusCode::OK);
+    // Other and internal sources have their own buckets or none.
+    let r = browser_from(&h, &gate, "203.0.113.8").get_app("/app").await;
+    assert_eq!(r.status, StatusCode::FOUND, "{r:?}");
+    for _ in 0..5 {
+        let r = browser_from(&h, &gate, "10.1.2.3").get_app("/app").await;
+        assert_eq!(r.status, StatusCode::FOUND, "internal sources: {r:?}");
+    }
+    // The bucket refills: one event per 30 s.
+    clock.advance(30);
+    assert_eq!(other.get_app("/app").await.status, StatusCode::FOUND);
+    assert_eq!(
+        other.get_app("/app").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_covers_the_gates_own_endpoints() {
+    let h = Harness::start(Door::Proxy, "").await;
+    let clock = oidcgate::clock::ManualClock::starting_now();
+    let yaml = gate_yaml(
+        &h.idp,
+        Some(&h.upstream.url()),
+        "trustedProxies: [127.0.0.1/32]\nrateLimit: 10\nexcludedURLs: [/public]",
+    );
+    let gate = GateServer::start_with_clock(&yaml, clock.clone()).await;
+    let mut b = browser_from(&h, &gate, "2001:db8:5::1");
+    for n in 0..10 {
+        let r = b.get_app("/oauth2/sign_out").await;
+        assert!(r.status.is_success(), "logout {n}: {r:?}");
+    }
+    let r = b.get_app("/oauth2/sign_out").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    // The same /64 shares the bucket; application paths are not counted.
+    let mut near = browser_from(&h, &gate, "2001:db8:5::2");
+    let r = near.get_app("/oauth2/start?rd=/").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert_eq!(near.get_app("/public/x").await.status, StatusCode::OK);
+    clock.advance(1);
+    assert!(b.get_app("/oauth2/sign_out").await.status.is_success());
 }

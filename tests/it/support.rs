@@ -83,6 +83,14 @@ pub(crate) struct GateServer {
 impl GateServer {
     /// Builds a gate from `yaml` and serves it on an ephemeral port.
     pub(crate) async fn start(yaml: &str) -> GateServer {
+        Self::start_with_clock(yaml, Arc::new(oidcgate::clock::SystemClock)).await
+    }
+
+    /// [`GateServer::start`] with the gate reading time from `clock`.
+    pub(crate) async fn start_with_clock(
+        yaml: &str,
+        clock: oidcgate::clock::SharedClock,
+    ) -> GateServer {
         if std::env::var_os("IT_LOG").is_some() {
             // Debug aid: `IT_LOG=1 cargo test --test it -- NAME --nocapture`.
             let _ = tracing_subscriber::fmt()
@@ -92,12 +100,7 @@ impl GateServer {
         }
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
-        let gate = oidcgate::assemble(
-            &cfg,
-            oidcgate::cache::Caches::memory(),
-            Arc::new(oidcgate::clock::SystemClock),
-        )
-        .unwrap();
+        let gate = oidcgate::assemble(&cfg, oidcgate::cache::Caches::memory(), clock).unwrap();
         // Discover before serving, as a readiness probe would wait for: a
         // request racing the background start-up discovery gets 503 (see
         // `doors::request_during_startup_discovery_is_not_refused`). A dead
