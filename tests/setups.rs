@@ -828,3 +828,71 @@ fn grafana_dashboard_queries_only_exported_metrics() {
         }
     }
 }
+
+/// The rows of the key table of docs/migrating-from-traefikoidc.md:
+/// `(key, status)` from the section "Every key".
+fn migration_rows() -> Vec<(String, String)> {
+    let md = read("docs/migrating-from-traefikoidc.md");
+    let section = md
+        .split("\n## Every key\n")
+        .nth(1)
+        .expect("section \"Every key\"");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn migration_guide_has_a_row_for_every_key_and_no_other() {
+    let rows = migration_rows();
+    let documented: BTreeSet<String> = rows.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(documented.len(), rows.len(), "a key has two rows");
+    let known: BTreeSet<String> = oidcgate::config::known_keys()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<_> = known.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&known).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "docs/migrating-from-traefikoidc.md: keys without a row {missing:?}, rows of unknown keys {unknown:?}"
+    );
+    for (key, status) in &rows {
+        assert!(
+            matches!(status.as_str(), "same" | "extended" | "inert" | "oidcgate"),
+            "{key}: status {status:?}"
+        );
+    }
+}
+
+#[test]
+fn migration_guide_marks_inert_exactly_the_keys_that_warn() {
+    // Every key the guide calls inert gives a start-up warning naming it.
+    for (key, status) in migration_rows() {
+        let value = match key.as_str() {
+            "dynamicClientRegistration" => "{enabled: true}",
+            "resource" => "https://api.example.com",
+            "oidcEndSessionURL" => "https://idp.example.com/end",
+            _ => "true",
+        };
+        if status != "inert" {
+            continue;
+        }
+        let yaml = format!(
+            "providerURL: https://idp.example.com\nclientID: c\nclientSecret: s\n\
+             sessionEncryptionKey: 0123456789abcdef0123456789abcdef\n{key}: {value}\n"
+        );
+        let c = Config::from_yaml(&yaml, &|_| None).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            c.warnings.iter().any(|w| w.key == key),
+            "{key} is marked inert but gives no warning: {:?}",
+            c.warnings
+        );
+    }
+}
