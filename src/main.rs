@@ -81,11 +81,13 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
+                let redis_ok = check_redis(gate.caches()).await;
                 match gate.warm_up().await {
-                Ok(()) => {
+                Ok(()) if redis_ok => {
                     println!("configuration ok; provider {} discovered", cfg.provider.issuer);
                     ExitCode::SUCCESS
                 }
+                Ok(()) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("oidcgate: configuration ok, but discovery failed: {e}");
                     ExitCode::FAILURE
@@ -120,6 +122,26 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `oidcgate check`: prints what the configured Redis says about itself
+/// and a warning when its eviction policy can drop security marks. False
+/// when Redis is configured and does not answer.
+async fn check_redis(caches: &oidcgate::cache::Caches) -> bool {
+    match caches.backend().redis_report().await {
+        Ok(Some(report)) => {
+            println!("{report}");
+            if let Some(w) = report.eviction_warning() {
+                println!("warning: redis: {w}");
+            }
+            true
+        }
+        Ok(None) => true,
+        Err(e) => {
+            eprintln!("oidcgate: redis did not answer: {e}");
+            false
+        }
+    }
 }
 
 /// Time the health check waits for the answer.

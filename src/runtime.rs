@@ -187,6 +187,7 @@ pub async fn start(
     let caches = Caches::new(cfg.cache.clone())
         .await
         .map_err(BuildError::from)?;
+    log_redis_report(&caches).await;
     let gate = assemble_with(&cfg, caches.clone(), clock.clone(), metrics.clone())?;
     let live = Live::new(App::new(gate.clone(), cfg.app.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -306,4 +307,20 @@ fn fingerprint(path: &Path) -> Option<String> {
     Some(crate::telemetry::TokenHash::full_hex(
         &String::from_utf8_lossy(&bytes),
     ))
+}
+
+/// Logs what the configured Redis says about itself, and a warning when its
+/// eviction policy can drop the security marks the gates share. A Redis that
+/// does not answer yet is left to the health check.
+async fn log_redis_report(caches: &Caches) {
+    match caches.backend().redis_report().await {
+        Ok(Some(report)) => {
+            tracing::info!(%report, "redis");
+            if let Some(w) = report.eviction_warning() {
+                tracing::warn!(key = "redis", "{w}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::debug!(error = %e, "redis not asked about itself at start-up"),
+    }
 }

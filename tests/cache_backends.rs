@@ -343,3 +343,35 @@ async fn decode_errors_and_oversized_values_are_typed_errors() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn redis_report_names_version_mode_and_an_evicting_policy() {
+    // Table: maxmemory-policy the server runs with, warning expected.
+    for (policy, warned) in [
+        ("allkeys-lru", true),
+        ("volatile-lru", true),
+        ("noeviction", false),
+    ] {
+        let server = RedisServer::start_with(&["--maxmemory-policy", policy]).unwrap();
+        let caches = build(CacheMode::Redis, &server).await;
+        let report = caches
+            .backend()
+            .redis_report()
+            .await
+            .unwrap()
+            .expect("a Redis backend reports");
+        assert_eq!(report.topology, "standalone");
+        assert_eq!(report.maxmemory_policy.as_deref(), Some(policy));
+        assert!(report.version.is_some(), "{report}");
+        assert_eq!(report.server_mode.as_deref(), Some("standalone"));
+        let warning = report.eviction_warning();
+        assert_eq!(warning.is_some(), warned, "{policy}: {warning:?}");
+        if let Some(w) = warning {
+            assert!(w.contains(policy) && w.contains("noeviction"), "{w}");
+        }
+    }
+    assert_eq!(
+        Caches::memory().backend().redis_report().await.unwrap(),
+        None
+    );
+}

@@ -276,6 +276,23 @@ impl Backend {
         }
     }
 
+    /// What the Redis server says about itself (`None` without Redis).
+    ///
+    /// # Errors
+    /// [`Error::PingFailed`] when Redis does not answer.
+    pub async fn redis_report(&self) -> Result<Option<super::RedisReport>, Error> {
+        let r = match self {
+            Backend::Memory(_) => return Ok(None),
+            Backend::Redis(r) => r,
+            Backend::Hybrid(h) => h.l2(),
+        };
+        let info = r.info().await.map_err(|_| Error::PingFailed)?;
+        Ok(Some(super::RedisReport::from_info(
+            r.topology_name(),
+            &info,
+        )))
+    }
+
     /// Checks that the shared tier answers.
     pub async fn ping(&self) -> Result<(), Error> {
         let r = match self {

@@ -29,6 +29,7 @@ mod memory;
 mod metrics;
 mod namespace;
 mod redis;
+mod report;
 mod settings;
 mod stats;
 
@@ -63,6 +64,7 @@ pub use redis::{
     DEFAULT_HEALTH_RECHECK_SPACING, DEFAULT_RECONNECT_MIN_DELAY, DEFAULT_RECONNECT_RETRIES,
     DEFAULT_SCAN_COUNT, RedisStore,
 };
+pub use report::RedisReport;
 pub use settings::{
     CacheMode, CacheSettings, DEFAULT_ASYNC_QUEUE_CAPACITY, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_KEY_PREFIX, DEFAULT_MAX_VALUE_BYTES, DEFAULT_POOL_SIZE,

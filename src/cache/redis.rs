@@ -219,6 +219,19 @@ fn is_outage(e: &RedisError) -> bool {
 }
 
 /// Escapes glob metacharacters so a prefix matches literally in `SCAN MATCH`.
+/// The first text in a reply: the reply itself, or (a cluster asked every
+/// node) the first node's.
+fn first_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Map(kv) => kv.iter().find_map(|(_, v)| first_text(v)),
+        Value::Array(a) => a.iter().find_map(first_text),
+        _ => None,
+    }
+}
+
 fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -867,6 +880,25 @@ impl RedisStore {
         self.call(|c, i| async move { c.cmd::<Value>(&cmd, i).await })
             .await
             .map(|_| ())
+    }
+
+    /// The server's `INFO` text (default sections: server, memory, ...),
+    /// from the node the next call goes to.
+    pub(crate) async fn info(&self) -> Result<String, L2Error> {
+        let cmd = redis::cmd("INFO");
+        let v: Value = self
+            .call(|c, i| async move { c.cmd::<Value>(&cmd, i).await })
+            .await?;
+        Ok(first_text(&v).unwrap_or_default())
+    }
+
+    /// How the gate reaches Redis: `standalone`, `sentinel` or `cluster`.
+    pub(crate) fn topology_name(&self) -> &'static str {
+        match self.shared.settings.topology {
+            RedisTopology::Standalone(_) => "standalone",
+            RedisTopology::Sentinel { .. } => "sentinel",
+            RedisTopology::Cluster(_) => "cluster",
+        }
     }
 
     /// Removes every key of `ns` with `SCAN MATCH` + `UNLINK` (never `KEYS`),
