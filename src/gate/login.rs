@@ -19,6 +19,7 @@ use crate::cache::{CacheKey, Namespace};
 use crate::oidc::{Provider, TokenResponse};
 use crate::policy::Forbid;
 use crate::session::{DeniedLogin, PendingLogin, Session, pkce_challenge, random_token};
+use crate::telemetry::metrics::CallbackResult;
 
 /// The code of `why` in a [`DeniedLogin`] note.
 fn forbid_code(why: Forbid) -> u8 {
@@ -173,7 +174,24 @@ impl Gate {
     }
 
     /// The redirect-URI endpoint.
+    /// Counted by result: a login whose user the policy refuses is
+    /// `forbidden` though its answer is a redirect, and a failure after the
+    /// state was claimed is counted by its cause though it is answered here.
     pub(super) async fn callback(&self, view: &RequestView) -> Result<Decision, Error> {
+        let r = self.callback_steps(view).await;
+        let label = match &r {
+            Ok((_, label)) => *label,
+            Err(e) => super::observe::callback_failure(e),
+        };
+        self.inner.metrics.callback(label);
+        r.map(|(d, _)| d)
+    }
+
+    /// The callback's work: the answer and how it is counted.
+    async fn callback_steps(
+        &self,
+        view: &RequestView,
+    ) -> Result<(Decision, CallbackResult), Error> {
         self.admit(view, super::ratelimit::Event::Login)?;
         if view.method != Method::GET {
             return Err(Error::MethodNotAllowed("GET"));
@@ -213,25 +231,31 @@ impl Gate {
                 // for and is refused there, naming the account it used.
                 let location = self.absolute(view, &denied.return_to);
                 login.denied = Some(denied);
-                Ok(Decision::Redirect {
+                let redirect = Decision::Redirect {
                     location,
                     set_cookies: vec![self.inner.sessions.store_login(&login, secure)?],
-                })
+                };
+                Ok((redirect, CallbackResult::Forbidden))
             }
             Ok(Finished::Session(mut set_cookies, location)) => {
                 // Keep the loop counter (a session that never arrives back
                 // shows up as a loop); forget the finished login.
                 set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
                 set_cookies.push(spent);
-                Ok(Decision::Redirect {
+                let redirect = Decision::Redirect {
                     location,
                     set_cookies,
-                })
+                };
+                Ok((redirect, CallbackResult::Success))
             }
-            Err(e) => Ok(match super::rescue::rescue(e, view, &self.inner.settings) {
-                Decision::Respond(r) => Decision::Respond(r.with_cookies(vec![spent])),
-                other => other,
-            }),
+            Err(e) => {
+                let label = super::observe::callback_failure(&e);
+                let answer = match super::rescue::rescue(e, view, &self.inner.settings) {
+                    Decision::Respond(r) => Decision::Respond(r.with_cookies(vec![spent])),
+                    other => other,
+                };
+                Ok((answer, label))
+            }
         }
     }
 

@@ -361,9 +361,7 @@ impl Gate {
         // would make every request's future (moved and allocated per
         // request) as large as the largest of them.
         if view.path == s.callback_path {
-            let r = Box::pin(self.callback(view)).await;
-            self.inner.metrics.callback(observe::callback_result(&r));
-            return r;
+            return Box::pin(self.callback(view)).await;
         }
         if view.path == s.logout_path || view.path == SIGN_OUT_PATH {
             self.admit(view, ratelimit::Event::Endpoint)?;

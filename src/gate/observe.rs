@@ -80,16 +80,15 @@ fn credential_hash(view: &RequestView) -> Option<TokenHash> {
         .map(TokenHash::of)
 }
 
-/// The label of a finished callback.
-pub(crate) fn callback_result(r: &Result<Decision, Error>) -> CallbackResult {
-    match r {
-        Ok(_) => CallbackResult::Success,
-        Err(Error::Forbidden { .. } | Error::Identity(_)) => CallbackResult::Forbidden,
-        Err(Error::ProviderDenied(_)) => CallbackResult::ProviderError,
-        Err(Error::BadCallback(_) | Error::MethodNotAllowed(_)) => CallbackResult::Invalid,
-        Err(Error::Oidc(o)) if o.is_transient() => CallbackResult::Unavailable,
-        Err(Error::Oidc(_)) => CallbackResult::Rejected,
-        Err(_) => CallbackResult::Error,
+/// The label of a callback that failed with `e`.
+pub(crate) fn callback_failure(e: &Error) -> CallbackResult {
+    match e {
+        Error::Forbidden { .. } | Error::Identity(_) => CallbackResult::Forbidden,
+        Error::ProviderDenied(_) => CallbackResult::ProviderError,
+        Error::BadCallback(_) | Error::MethodNotAllowed(_) => CallbackResult::Invalid,
+        Error::Oidc(o) if o.is_transient() => CallbackResult::Unavailable,
+        Error::Oidc(_) => CallbackResult::Rejected,
+        _ => CallbackResult::Error,
     }
 }
 
@@ -124,8 +123,6 @@ mod tests {
 
     #[test]
     fn callback_results_by_error_kind() {
-        let ok: Result<Decision, Error> = Ok(Decision::Allow(Default::default()));
-        assert_eq!(callback_result(&ok), CallbackResult::Success);
         let cases = [
             (
                 Error::BadCallback(crate::gate::CallbackFault::StateMismatch),
@@ -146,7 +143,7 @@ mod tests {
             (Error::LoginLoop, CallbackResult::Error),
         ];
         for (e, want) in cases {
-            assert_eq!(callback_result(&Err(e)), want);
+            assert_eq!(callback_failure(&e), want);
         }
     }
 }

@@ -321,8 +321,9 @@ fn title(kind: PageKind, status: StatusCode) -> &'static str {
 /// request is one of the gate's endpoints (the callback's used `code` is
 /// never offered again).
 fn return_url(settings: &GateSettings, view: &RequestView, kind: PageKind) -> String {
-    if kind == PageKind::LoggedOut && settings.post_logout_redirect.starts_with('/') {
-        return settings.post_logout_redirect.clone();
+    let target = &settings.post_logout_redirect;
+    if kind == PageKind::LoggedOut && target.starts_with('/') && !target.starts_with("//") {
+        return target.clone();
     }
     let own = [
         Some(settings.callback_path.as_str()),

@@ -678,6 +678,11 @@ impl Metrics {
         }
     }
 
+    /// Callbacks counted with result `r` (0 when disabled).
+    pub fn callbacks(&self, r: CallbackResult) -> u64 {
+        self.inner.as_ref().map_or(0, |e| e.callbacks.get(r))
+    }
+
     /// A session refresh.
     pub fn refresh(&self, r: RefreshResult) {
         if let Some(e) = &self.inner {

@@ -218,3 +218,45 @@ async fn custom_templates_replace_the_pages() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_refused_login_is_counted_as_forbidden_not_as_success() {
+    use oidcgate::telemetry::metrics::{CallbackResult, Metrics};
+
+    let h = Harness::start(Door::Proxy, "").await;
+    let metrics = Metrics::new();
+    let yaml = gate_yaml(
+        &h.idp,
+        Some(&h.upstream.url()),
+        "allowedUsers: [someone.else@example.com]",
+    );
+    let gate = GateServer::start_with_metrics(&yaml, metrics.clone()).await;
+    let mut b = h.browser().via(&gate);
+    let first = b.get_app("/x").await;
+    let hops = b.navigate(&first.location().unwrap()).await;
+    assert_eq!(hops.last().unwrap().status, StatusCode::FORBIDDEN);
+    assert_eq!(metrics.callbacks(CallbackResult::Forbidden), 1);
+    assert_eq!(metrics.callbacks(CallbackResult::Success), 0);
+    // A failure after the state was claimed (the code is refused) is
+    // counted by its cause, though the callback answers it itself.
+    let mut b = h.browser().via(&gate);
+    let first = b.get_app("/y").await;
+    let at_idp = b.get(&first.location().unwrap()).await;
+    let mut callback = at_idp.location().unwrap();
+    let q: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "code" {
+                "forged".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    callback.query_pairs_mut().clear().extend_pairs(q);
+    let refused = b.get(&callback).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused:?}");
+    assert_eq!(metrics.callbacks(CallbackResult::Success), 0);
+    assert_eq!(metrics.callbacks(CallbackResult::Rejected), 1);
+}

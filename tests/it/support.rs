@@ -91,6 +91,28 @@ impl GateServer {
         yaml: &str,
         clock: oidcgate::clock::SharedClock,
     ) -> GateServer {
+        Self::start_with_parts(
+            yaml,
+            clock,
+            oidcgate::telemetry::metrics::Metrics::disabled(),
+        )
+        .await
+    }
+
+    /// [`GateServer::start`], recording into `metrics`.
+    pub(crate) async fn start_with_metrics(
+        yaml: &str,
+        metrics: oidcgate::telemetry::metrics::Metrics,
+    ) -> GateServer {
+        Self::start_with_parts(yaml, Arc::new(oidcgate::clock::SystemClock), metrics).await
+    }
+
+    /// [`GateServer::start`] with the gate's clock and metrics.
+    async fn start_with_parts(
+        yaml: &str,
+        clock: oidcgate::clock::SharedClock,
+        metrics: oidcgate::telemetry::metrics::Metrics,
+    ) -> GateServer {
         if std::env::var_os("IT_LOG").is_some() {
             // Debug aid: `IT_LOG=1 cargo test --test it -- NAME --nocapture`.
             let _ = tracing_subscriber::fmt()
@@ -100,7 +122,8 @@ impl GateServer {
         }
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
-        let gate = oidcgate::assemble(&cfg, oidcgate::cache::Caches::memory(), clock).unwrap();
+        let gate = oidcgate::assemble_with(&cfg, oidcgate::cache::Caches::memory(), clock, metrics)
+            .unwrap();
         // Discover before serving, as a readiness probe would wait for: a
         // request racing the background start-up discovery gets 503 (see
         // `doors::request_during_startup_discovery_is_not_refused`). A dead
