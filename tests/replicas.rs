@@ -21,7 +21,7 @@ use testkit::{IdpConfig, TestIdp};
 struct Replica {
     base: String,
     gate: oidcgate::gate::Gate,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _served: testkit::served::Served,
 }
 
 async fn replica(idp: &TestIdp, upstream: &EchoUpstream, redis: &RedisServer) -> Replica {
@@ -76,19 +76,14 @@ async fn replica_on_clock(
     );
     let cfg = Config::from_yaml(&yaml, &|_| None).unwrap();
     let gate = oidcgate::build(&cfg, clock).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(oidcgate::run(
-        gate.clone(),
-        cfg.app.clone(),
-        listener,
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let (engine, app) = (gate.clone(), cfg.app.clone());
+    let served = testkit::served::Served::on(listener, |listener, stop| {
+        oidcgate::run(engine, app, listener, stop)
+    });
     Replica {
-        base: format!("http://127.0.0.1:{port}"),
+        base: served.url(),
         gate,
-        _stop: tx,
+        _served: served,
     }
 }
 

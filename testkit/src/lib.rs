@@ -14,6 +14,7 @@
 pub mod github;
 pub mod idp;
 pub mod redis;
+pub mod served;
 pub mod upstream;
 
 mod jose;

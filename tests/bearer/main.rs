@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,10 +17,9 @@ use http::{HeaderMap, StatusCode};
 use oidcgate::clock::{ManualClock, SharedClock, SystemClock};
 use oidcgate::gate::Gate;
 use serde_json::{Value, json};
+use testkit::served::Served;
 use testkit::upstream::EchoUpstream;
 use testkit::{AccessTokenFormat, Endpoint, Fault, IdpConfig, KeyChoice, Mint, TestIdp};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// The API audience every gate of these tests expects.
 const AUDIENCE: &str = "api://default";
@@ -52,10 +50,8 @@ fn now() -> i64 {
 
 /// A gate serving on loopback, with a handle on its engine.
 struct GateServer {
-    addr: SocketAddr,
+    served: Served,
     gate: Gate,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
 }
 
 impl GateServer {
@@ -63,36 +59,10 @@ impl GateServer {
         let cfg = oidcgate::config::Config::from_yaml(yaml, &|_| None)
             .unwrap_or_else(|e| panic!("config refused: {e}\n{yaml}"));
         let gate = oidcgate::assemble(&cfg, oidcgate::cache::Caches::memory(), clock).unwrap();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(oidcgate::run(
-            gate.clone(),
-            cfg.app.clone(),
-            listener,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        GateServer {
-            addr,
-            gate,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
-    }
-}
-
-impl Drop for GateServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+        let (engine, app) = (gate.clone(), cfg.app.clone());
+        let served =
+            Served::start(|listener, stop| oidcgate::run(engine, app, listener, stop)).await;
+        GateServer { served, gate }
     }
 }
 
@@ -191,7 +161,7 @@ impl Env {
 
     /// A request to `path` of the application from client address `ip`.
     async fn get(&self, path: &str, ip: &str, headers: &[(&str, &str)]) -> Resp {
-        let gate = format!("http://{}", self.server.addr);
+        let gate = self.server.served.url();
         let mut req = match self.door {
             Door::Proxy => self.http.get(format!("{gate}{path}")),
             Door::ForwardAuth => self

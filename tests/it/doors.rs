@@ -505,14 +505,11 @@ async fn request_during_startup_discovery_is_not_refused() {
         std::sync::Arc::new(oidcgate::clock::SystemClock),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(oidcgate::run(gate, cfg.app.clone(), listener, async {
-        let _ = rx.await;
-    }));
+    let app = cfg.app.clone();
+    let server =
+        testkit::served::Served::start(|listener, stop| oidcgate::run(gate, app, listener, stop))
+            .await;
+    let addr = server.addr();
     // The server task starts its discovery before it accepts this request
     // (tasks run in spawn order on this single-threaded runtime); the
     // provider holds that discovery for 700 ms.
@@ -527,6 +524,5 @@ async fn request_during_startup_discovery_is_not_refused() {
         StatusCode::FOUND,
         "first request during discovery"
     );
-    let _ = tx.send(());
-    server.abort();
+    drop(server);
 }

@@ -164,14 +164,11 @@ async fn a_login_start_while_discovery_hangs_is_answered_within_the_timeout() {
         Arc::new(SystemClock),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(oidcgate::run(gate, cfg.app.clone(), listener, async {
-        let _ = rx.await;
-    }));
+    let app = cfg.app.clone();
+    let server =
+        testkit::served::Served::start(|listener, stop| oidcgate::run(gate, app, listener, stop))
+            .await;
+    let addr = server.addr();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -196,6 +193,5 @@ async fn a_login_start_while_discovery_hangs_is_answered_within_the_timeout() {
             "{r:?}"
         );
     }
-    let _ = tx.send(());
-    server.abort();
+    drop(server);
 }

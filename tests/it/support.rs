@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::Value;
+use testkit::served::Served;
 use testkit::upstream::EchoUpstream;
 use testkit::{IdpConfig, TestIdp};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use url::Url;
 
 /// Prefix of every cookie the gate sets.
@@ -74,11 +73,7 @@ impl Door {
 }
 
 /// A gate serving on `127.0.0.1:PORT`; shut down when dropped.
-pub(crate) struct GateServer {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
+pub(crate) struct GateServer(Served);
 
 impl GateServer {
     /// Builds a gate from `yaml` and serves it on an ephemeral port.
@@ -129,42 +124,18 @@ impl GateServer {
         // `doors::request_during_startup_discovery_is_not_refused`). A dead
         // provider simply stays undiscovered.
         let _ = gate.warm_up().await;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(oidcgate::run(gate, cfg.app.clone(), listener, async {
-            let _ = rx.await;
-        }));
-        GateServer {
-            addr,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        let app = cfg.app.clone();
+        GateServer(Served::start(|listener, stop| oidcgate::run(gate, app, listener, stop)).await)
     }
 
     /// The listening address.
     pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// `http://127.0.0.1:PORT`.
     pub(crate) fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for GateServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        // Open keep-alive connections would hold graceful shutdown for its
-        // whole grace period; the runtime of the test ends anyway.
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.0.url()
     }
 }
 

@@ -11,10 +11,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use oidcgate::clock::Clock as _;
 use oidcgate::session::{Session, SessionCodec};
+use testkit::served::Served;
 use testkit::upstream::EchoUpstream;
 use testkit::{IdpConfig, TestIdp};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use url::Url;
 
 /// Prefix of every cookie the gate sets.
@@ -130,19 +129,7 @@ pub(crate) struct GateServer {
     pub(crate) addr: SocketAddr,
     /// The engine (for its grant counter).
     pub(crate) gate: oidcgate::gate::Gate,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Drop for GateServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
+    _served: Served,
 }
 
 /// A login between the provider and the callback.
@@ -171,24 +158,12 @@ pub(crate) struct Env {
 async fn serve(cfg: &oidcgate::config::Config, caches: oidcgate::cache::Caches) -> GateServer {
     let gate =
         oidcgate::assemble(cfg, caches, Arc::new(oidcgate::clock::SystemClock)).expect("gate");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(oidcgate::run(
-        gate.clone(),
-        cfg.app.clone(),
-        listener,
-        async {
-            let _ = rx.await;
-        },
-    ));
+    let (engine, app) = (gate.clone(), cfg.app.clone());
+    let served = Served::start(|listener, stop| oidcgate::run(engine, app, listener, stop)).await;
     GateServer {
-        addr,
+        addr: served.addr(),
         gate,
-        shutdown: Some(tx),
-        task: Some(task),
+        _served: served,
     }
 }
 
