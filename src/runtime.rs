@@ -34,6 +34,9 @@ pub enum ReloadError {
     /// The new provider could not be discovered.
     #[error("provider: {0}")]
     Provider(#[from] crate::gate::Error),
+    /// Dynamic client registration failed.
+    #[error("dynamic client registration: {0}")]
+    Registration(crate::oidc::Error),
 }
 
 /// Rebuilds the gate from the configuration file and swaps it in.
@@ -87,6 +90,14 @@ impl Reloader {
     async fn try_reload(&self) -> Result<(), ReloadError> {
         let mut next = Config::load(self.path.as_deref())?;
         self.keep_process_settings(&mut next);
+        self.keep_registered_client(&mut next);
+        register_client(&mut next, &self.caches, &self.clock)
+            .await
+            .map_err(|e| match e {
+                RunError::Registration(e) => ReloadError::Registration(e),
+                RunError::Build(e) => ReloadError::Build(e),
+                other => ReloadError::Registration(crate::oidc::Error::Config(other.to_string())),
+            })?;
         let gate = assemble_with(
             &next,
             self.caches.clone(),
@@ -99,6 +110,33 @@ impl Reloader {
             *running = next;
         }
         Ok(())
+    }
+
+    /// A configuration that registers its client dynamically keeps the
+    /// client the running one registered, when the provider and the
+    /// registration block are the same: a reload never registers anew.
+    fn keep_registered_client(&self, next: &mut Config) {
+        let Ok(running) = self.running.lock() else {
+            return;
+        };
+        let (Some(was), Some(now)) = (&running.provider.registration, &next.provider.registration)
+        else {
+            return;
+        };
+        if next.provider.client_id.is_empty()
+            && !running.provider.client_id.is_empty()
+            && running.provider.issuer == next.provider.issuer
+            && was.metadata == now.metadata
+            && was.endpoint == now.endpoint
+        {
+            next.provider
+                .client_id
+                .clone_from(&running.provider.client_id);
+            next.provider.client_secret = running.provider.client_secret.clone();
+            if next.provider.client_auth.is_none() {
+                next.provider.client_auth = running.provider.client_auth;
+            }
+        }
     }
 
     /// Restart-only settings keep their running values.
@@ -188,6 +226,8 @@ pub async fn start(
         .await
         .map_err(BuildError::from)?;
     log_redis_report(&caches).await;
+    let mut cfg = cfg;
+    register_client(&mut cfg, &caches, &clock).await?;
     let gate = assemble_with(&cfg, caches.clone(), clock.clone(), metrics.clone())?;
     let live = Live::new(App::new(gate.clone(), cfg.app.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -238,6 +278,26 @@ pub async fn start(
     })
 }
 
+/// Gives the configuration its client by dynamic registration when it has
+/// no `clientID` (see [`crate::oidc::ensure_client`]). The shared record is
+/// tagged with the session keys, as the gate's other shared values are.
+async fn register_client(
+    cfg: &mut Config,
+    caches: &Caches,
+    clock: &SharedClock,
+) -> Result<(), RunError> {
+    if cfg.provider.registration.is_none() || !cfg.provider.client_id.is_empty() {
+        return Ok(());
+    }
+    let keys = crate::session::SessionCodec::new(cfg.session.clone())
+        .map_err(BuildError::from)?
+        .cache_integrity_keys();
+    let caches = caches.clone().with_integrity_keys(keys);
+    crate::oidc::ensure_client(&mut cfg.provider, &caches, clock)
+        .await
+        .map_err(RunError::Registration)
+}
+
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -250,6 +310,9 @@ pub enum RunError {
     /// The metrics exporter refused its settings.
     #[error("metrics: {0}")]
     Metrics(String),
+    /// Dynamic client registration failed.
+    #[error("dynamic client registration: {0}")]
+    Registration(crate::oidc::Error),
 }
 
 /// Reloads on `SIGHUP`, and when `watch` is set, when the file's content

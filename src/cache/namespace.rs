@@ -37,6 +37,9 @@ pub const DEFAULT_REPLAY_MARK_TTL: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_PROVIDER_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default TTL of [`Namespace::Session`] server-side sessions.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default TTL of [`Namespace::ClientRegistration`] records (renewed at every
+/// start-up that reads one).
+pub const DEFAULT_CLIENT_REGISTRATION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// How a write reaches the shared tier in hybrid mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,11 +99,15 @@ pub enum Namespace {
     /// Provider session ids (`sid`) this gate issued sessions for, keyed by
     /// a hash: front-channel logout acts on these only.
     ProviderSession,
+    /// The OAuth client obtained by dynamic client registration (RFC 7591),
+    /// shared by every replica, and the start-up mark of the replica that is
+    /// registering (written with [`set_if_absent`](super::Caches::set_if_absent)).
+    ClientRegistration,
 }
 
 impl Namespace {
     /// Every namespace, in declaration order.
-    pub const ALL: [Namespace; 9] = [
+    pub const ALL: [Namespace; 10] = [
         Namespace::VerifiedClaims,
         Namespace::Revoked,
         Namespace::Introspection,
@@ -110,6 +117,7 @@ impl Namespace {
         Namespace::ReplayMark,
         Namespace::Session,
         Namespace::ProviderSession,
+        Namespace::ClientRegistration,
     ];
 
     /// Number of namespaces.
@@ -133,6 +141,7 @@ impl Namespace {
             Namespace::ReplayMark => "replay",
             Namespace::Session => "session",
             Namespace::ProviderSession => "idpsession",
+            Namespace::ClientRegistration => "registration",
         }
     }
 
@@ -153,6 +162,7 @@ impl Namespace {
             Namespace::ReplayMark => DEFAULT_REPLAY_MARK_TTL,
             Namespace::Session => DEFAULT_SESSION_TTL,
             Namespace::ProviderSession => DEFAULT_PROVIDER_SESSION_TTL,
+            Namespace::ClientRegistration => DEFAULT_CLIENT_REGISTRATION_TTL,
         }
     }
 
@@ -170,7 +180,8 @@ impl Namespace {
             | Namespace::Session
             | Namespace::RefreshResult
             | Namespace::RefreshLock
-            | Namespace::ProviderSession => WriteClass::Sync,
+            | Namespace::ProviderSession
+            | Namespace::ClientRegistration => WriteClass::Sync,
             Namespace::VerifiedClaims | Namespace::Introspection => WriteClass::Async,
         }
     }
@@ -181,7 +192,8 @@ impl Namespace {
             Namespace::Revoked
             | Namespace::SessionInvalidation
             | Namespace::ReplayMark
-            | Namespace::Session => FailurePolicy::Report,
+            | Namespace::Session
+            | Namespace::ClientRegistration => FailurePolicy::Report,
             Namespace::VerifiedClaims
             | Namespace::Introspection
             | Namespace::RefreshResult
@@ -227,6 +239,7 @@ impl Namespace {
             Namespace::ReplayMark => 50_000,
             Namespace::Session => 10_000,
             Namespace::ProviderSession => 50_000,
+            Namespace::ClientRegistration => 16,
         }
     }
 
@@ -243,6 +256,7 @@ impl Namespace {
             Namespace::ReplayMark => 8 * MIB,
             Namespace::Session => 32 * MIB,
             Namespace::ProviderSession => 8 * MIB,
+            Namespace::ClientRegistration => MIB,
         }
     }
 }

@@ -6,8 +6,9 @@
 //! dynamic-configuration file) and overlays the environment. `raw` splits
 //! the block into one raw part per concern and deserializes each, collecting
 //! every type error and unknown key with its full key path. Then one function
-//! per concern (`provider`, `client_auth`, `github`, `session`, `endpoints`, `policy`, `refresh`,
-//! `bearer`, `redis`, `doors`, `limits`, `inert`) turns its raw part into settings,
+//! per concern (`provider`, `client_auth`, `github`, `registration`,
+//! `session`, `endpoints`, `policy`, `refresh`, `bearer`, `redis`, `doors`,
+//! `limits`, `inert`, `headers`) turns its raw part into settings,
 //! reporting every refusal into one report. A file with problems gives all
 //! of them at once ([`ConfigErrors`]); keys accepted without effect give one
 //! [`ConfigWarning`] each, which the caller logs once logging is set up.
@@ -35,6 +36,7 @@ mod provider;
 mod raw;
 mod redis;
 mod refresh;
+mod registration;
 mod session;
 
 use std::fmt;
@@ -223,7 +225,9 @@ impl Config {
             &raw.provider.provider_url,
             raw.provider.provider_type.as_deref(),
         );
-        let has_secret = !raw.provider.client_secret.expose().is_empty();
+        let registers = raw.registration.enabled() && raw.provider.client_id.trim().is_empty();
+        let has_secret = registers || !raw.provider.client_secret.expose().is_empty();
+        let client_auth_method = raw.client_auth.client_auth_method.clone();
         let provider::Parts {
             mut provider,
             mut scopes,
@@ -231,7 +235,7 @@ impl Config {
             pkce,
             audience: gate_audience,
             extra_auth_params,
-        } = provider::settings(raw.provider, r);
+        } = provider::settings(raw.provider, registers, r);
         client_auth::settings(raw.client_auth, has_secret, &mut provider, r);
         let github_keys = github::ProviderKeys {
             issuer: &provider.issuer,
@@ -260,6 +264,13 @@ impl Config {
         policy.settings.token_headers = header_keys.token_headers;
         policy.settings.security_headers = header_keys.security_headers;
         let cache = redis::settings(raw.redis, env, r);
+        let registration_cx = registration::Context {
+            client_id: &provider.client_id,
+            callback_path: &endpoints.callback_path,
+            client_auth_method: client_auth_method.as_deref().map(str::trim),
+            shared_cache: cache.mode != crate::cache::CacheMode::Memory,
+        };
+        provider.registration = registration::settings(raw.registration, &registration_cx, r);
         let doors = doors::settings(raw.doors, r);
         inert::settings(raw.inert, r);
         let rate_limits = limits::settings(raw.limits, r);

@@ -5,7 +5,7 @@
 //!
 //! Owns the refusals of these keys. The plugin's provider keys that oidcgate
 //! does not act on yet (`resource`, `strictAudienceValidation`,
-//! `dynamicClientRegistration`, `oidcEndSessionURL`) are
+//! `oidcEndSessionURL`) are
 //! accepted, checked where a check is possible, and named in a warning when
 //! set; each is a field here, ready to be wired.
 
@@ -88,9 +88,6 @@ pub(super) struct Raw {
     /// Refuse sessions whose access token fails the audience check.
     #[serde(rename = "strictAudienceValidation")]
     pub(super) strict_audience_validation: bool,
-    /// RFC 7591 dynamic client registration block.
-    #[serde(rename = "dynamicClientRegistration")]
-    pub(super) dynamic_client_registration: Option<serde_norway::Value>,
 }
 
 /// What the provider keys configure.
@@ -109,8 +106,9 @@ pub(super) struct Parts {
     pub(super) extra_auth_params: Vec<(String, String)>,
 }
 
-/// Validates the provider keys.
-pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
+/// Validates the provider keys; `registers` says whether dynamic client
+/// registration supplies the client when `clientID` is empty.
+pub(super) fn settings(mut raw: Raw, registers: bool, r: &mut Report) -> Parts {
     let issuer = raw.provider_url.trim().trim_end_matches('/').to_owned();
     if issuer.is_empty() {
         r.error(
@@ -120,8 +118,11 @@ pub(super) fn settings(mut raw: Raw, r: &mut Report) -> Parts {
     } else {
         r.check(check_url("providerURL", &issuer));
     }
-    if raw.client_id.trim().is_empty() {
-        r.error("clientID", "is required");
+    if raw.client_id.trim().is_empty() && !registers {
+        r.error(
+            "clientID",
+            "is required (or dynamicClientRegistration with enabled: true)",
+        );
     }
     if let Some(t) = raw
         .provider_type
@@ -254,14 +255,6 @@ fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
             raw.resource.as_deref().is_some_and(|v| !v.is_empty()),
         ),
         ("strictAudienceValidation", raw.strict_audience_validation),
-        (
-            "dynamicClientRegistration",
-            raw.dynamic_client_registration
-                .as_ref()
-                .and_then(|d| d.get("enabled"))
-                .and_then(serde_norway::Value::as_bool)
-                .unwrap_or(false),
-        ),
     ] {
         if set {
             r.warn(key, NOT_YET_EFFECTIVE);

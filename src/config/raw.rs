@@ -21,7 +21,7 @@ use serde_norway::{Mapping, Value};
 
 use super::{
     Report, bearer, client_auth, doors, endpoints, github, headers, inert, limits, policy,
-    provider, redis, refresh, session,
+    provider, redis, refresh, registration, session,
 };
 
 /// The block, split by concern.
@@ -40,6 +40,7 @@ pub(super) struct RawConfig {
     pub(super) limits: limits::Raw,
     pub(super) headers: headers::Raw,
     pub(super) github: github::Raw,
+    pub(super) registration: registration::Raw,
 }
 
 /// Every top-level key the configuration accepts, sorted. Lists the same
@@ -59,6 +60,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<limits::Raw>(),
         field_names::<headers::Raw>(),
         field_names::<github::Raw>(),
+        field_names::<registration::Raw>(),
     ]
     .concat();
     keys.sort_unstable();
@@ -82,6 +84,7 @@ impl RawConfig {
             limits: take(&mut block, &[], r),
             headers: take(&mut block, &headers::nested_blocks(), r),
             github: take(&mut block, &[], r),
+            registration: take(&mut block, &registration::nested_blocks(), r),
         };
         let known = known_keys();
         for (k, _) in &block {

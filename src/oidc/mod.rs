@@ -21,6 +21,7 @@ mod http;
 mod introspect;
 mod jwks;
 mod provider;
+mod registration;
 mod token;
 mod verify;
 
@@ -43,6 +44,10 @@ pub use jwks::{DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL};
 pub use provider::{
     DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, INVALID_CLIENT_LOG_INTERVAL, Provider,
     ProviderSettings,
+};
+pub use registration::{
+    DEFAULT_REGISTRATION_TIMEOUT, REGISTRATION_MARK_TTL, REGISTRATION_POLL_INTERVAL,
+    REGISTRATION_WAIT, RegisteredClient, RegistrationSettings, RegistrationStore, ensure_client,
 };
 pub use token::TokenResponse;
 pub use verify::{

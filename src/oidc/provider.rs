@@ -23,6 +23,7 @@ use super::github::{self, GitHubSettings, GitHubUser};
 use super::http::{HttpSettings, build_client};
 use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
+use super::registration::RegistrationSettings;
 use super::token::{TokenResponse, grant, revoke};
 use super::verify::{
     self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
@@ -71,6 +72,9 @@ pub struct ProviderSettings {
     /// RFC 7009 endpoint overriding the discovered `revocation_endpoint`
     /// (`revocationURL`).
     pub revocation_url: Option<String>,
+    /// Dynamic client registration (RFC 7591), used at start-up when
+    /// `client_id` is empty.
+    pub registration: Option<RegistrationSettings>,
 }
 
 impl ProviderSettings {
@@ -91,6 +95,7 @@ impl ProviderSettings {
             introspection_url: None,
             github: None,
             revocation_url: None,
+            registration: None,
         }
     }
 }

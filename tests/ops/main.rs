@@ -23,6 +23,7 @@ use testkit::{IdpConfig, TestIdp};
 
 mod health;
 mod metrics;
+mod registration;
 mod reload;
 mod sighup;
 

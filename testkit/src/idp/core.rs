@@ -37,6 +37,7 @@ pub(crate) struct AtomicCounters {
     pub(crate) end_session_calls: AtomicU64,
     pub(crate) jwks_fetches: AtomicU64,
     pub(crate) discovery_fetches: AtomicU64,
+    pub(crate) registrations: AtomicU64,
 }
 
 /// Increments a counter by one.
@@ -57,6 +58,7 @@ impl AtomicCounters {
             end_session_calls: get(&self.end_session_calls),
             jwks_fetches: get(&self.jwks_fetches),
             discovery_fetches: get(&self.discovery_fetches),
+            registrations: get(&self.registrations),
         }
     }
 
@@ -69,6 +71,7 @@ impl AtomicCounters {
             Endpoint::Introspection => bump(&self.introspections),
             Endpoint::Authorize => bump(&self.authorize),
             Endpoint::EndSession => bump(&self.end_session_calls),
+            Endpoint::Registration => bump(&self.registrations),
             Endpoint::Userinfo | Endpoint::Revocation | Endpoint::Any => {}
         }
     }

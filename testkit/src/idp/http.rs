@@ -96,6 +96,7 @@ fn endpoint_of(path: &str) -> Endpoint {
         "/revoke" => Endpoint::Revocation,
         "/userinfo" => Endpoint::Userinfo,
         "/session/end" => Endpoint::EndSession,
+        "/register" => Endpoint::Registration,
         _ => Endpoint::Any,
     }
 }
@@ -111,6 +112,9 @@ fn routes(shared: Arc<Shared>) -> Router {
         .route("/userinfo", get(userinfo).post(userinfo));
     if shared.cfg.with_end_session {
         router = router.route("/session/end", get(end_session));
+    }
+    if shared.cfg.registration {
+        router = router.route("/register", post(register));
     }
     let prefix = shared.cfg.issuer_path.clone();
     let router = router.with_state(shared);
@@ -338,6 +342,9 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Response {
     }
     if s.cfg.with_end_session {
         doc["end_session_endpoint"] = Value::from(format!("{iss}/session/end"));
+    }
+    if s.cfg.registration {
+        doc["registration_endpoint"] = Value::from(format!("{iss}/register"));
     }
     json_response(StatusCode::OK, &doc)
 }
@@ -788,4 +795,47 @@ async fn end_session(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) ->
             resp
         }
     }
+}
+
+/// RFC 7591 §3: registers the client described by the JSON body. The
+/// provider has one client, so the answer hands out its id and secret, with
+/// the metadata echoed back as §3.2.1 requires.
+async fn register(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    bump(&s.counters.registrations);
+    if let Some(expected) = &s.cfg.registration_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(expected.as_str()) {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "invalid_token", "error_description": "initial access token required" }),
+            );
+        }
+    }
+    let Ok(Value::Object(mut md)) = serde_json::from_slice::<Value>(&body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_client_metadata", "error_description": "body is not a JSON object" }),
+        );
+    };
+    let uris_ok = md
+        .get("redirect_uris")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|u| u.as_str().is_some_and(valid_redirect)));
+    if !uris_ok {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_redirect_uri", "error_description": "redirect_uris must be absolute URLs" }),
+        );
+    }
+    md.insert("client_id".into(), Value::from(s.cfg.client_id.clone()));
+    md.insert(
+        "client_secret".into(),
+        Value::from(s.cfg.client_secret.clone()),
+    );
+    md.insert("client_id_issued_at".into(), Value::from(0));
+    md.insert("client_secret_expires_at".into(), Value::from(0));
+    json_response(StatusCode::CREATED, &Value::Object(md))
 }

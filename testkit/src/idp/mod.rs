@@ -226,6 +226,12 @@ pub struct IdpConfig {
     pub scopes_supported: Vec<String>,
     /// When code grants come with a refresh token.
     pub refresh_token_rule: RefreshTokenRule,
+    /// Serve RFC 7591 dynamic client registration at `POST /register`
+    /// (advertised as `registration_endpoint`). The provider still has one
+    /// client: a registration hands out `client_id` and `client_secret`.
+    pub registration: bool,
+    /// The initial access token `/register` requires as `Bearer`, if any.
+    pub registration_token: Option<String>,
 }
 
 impl Default for IdpConfig {
@@ -258,6 +264,8 @@ impl Default for IdpConfig {
                 .map(String::from)
                 .to_vec(),
             refresh_token_rule: RefreshTokenRule::Always,
+            registration: false,
+            registration_token: None,
         }
     }
 }
@@ -331,6 +339,8 @@ pub enum Endpoint {
     Revocation,
     /// `GET /session/end`.
     EndSession,
+    /// `POST /register` (dynamic client registration).
+    Registration,
     /// Every request, whatever its path.
     Any,
 }
@@ -380,6 +390,8 @@ pub struct Counters {
     pub jwks_fetches: u64,
     /// Discovery document requests.
     pub discovery_fetches: u64,
+    /// Dynamic client registrations (`POST /register`), refused ones included.
+    pub registrations: u64,
 }
 
 /// One authenticated request to `POST /revoke` (RFC 7009).
