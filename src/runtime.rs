@@ -36,7 +36,7 @@ pub enum ReloadError {
     Provider(#[from] crate::gate::Error),
     /// Dynamic client registration failed.
     #[error("dynamic client registration: {0}")]
-    Registration(crate::oidc::Error),
+    Registration(crate::gate::Error),
 }
 
 /// Rebuilds the gate from the configuration file and swaps it in.
@@ -91,13 +91,9 @@ impl Reloader {
         let mut next = Config::load(self.path.as_deref())?;
         self.keep_process_settings(&mut next);
         self.keep_registered_client(&mut next);
-        register_client(&mut next, &self.caches, &self.clock)
+        crate::gate::ensure_client(&mut next.provider, &next.session, &self.caches, &self.clock)
             .await
-            .map_err(|e| match e {
-                RunError::Registration(e) => ReloadError::Registration(e),
-                RunError::Build(e) => ReloadError::Build(e),
-                other => ReloadError::Registration(crate::oidc::Error::Config(other.to_string())),
-            })?;
+            .map_err(ReloadError::Registration)?;
         let gate = assemble_with(
             &next,
             self.caches.clone(),
@@ -227,7 +223,9 @@ pub async fn start(
         .map_err(BuildError::from)?;
     log_redis_report(&caches).await;
     let mut cfg = cfg;
-    register_client(&mut cfg, &caches, &clock).await?;
+    crate::gate::ensure_client(&mut cfg.provider, &cfg.session, &caches, &clock)
+        .await
+        .map_err(RunError::Registration)?;
     let gate = assemble_with(&cfg, caches.clone(), clock.clone(), metrics.clone())?;
     let live = Live::new(App::new(gate.clone(), cfg.app.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -278,26 +276,6 @@ pub async fn start(
     })
 }
 
-/// Gives the configuration its client by dynamic registration when it has
-/// no `clientID` (see [`crate::oidc::ensure_client`]). The shared record is
-/// tagged with the session keys, as the gate's other shared values are.
-async fn register_client(
-    cfg: &mut Config,
-    caches: &Caches,
-    clock: &SharedClock,
-) -> Result<(), RunError> {
-    if cfg.provider.registration.is_none() || !cfg.provider.client_id.is_empty() {
-        return Ok(());
-    }
-    let keys = crate::session::SessionCodec::new(cfg.session.clone())
-        .map_err(BuildError::from)?
-        .cache_integrity_keys();
-    let caches = caches.clone().with_integrity_keys(keys);
-    crate::oidc::ensure_client(&mut cfg.provider, &caches, clock)
-        .await
-        .map_err(RunError::Registration)
-}
-
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -312,7 +290,7 @@ pub enum RunError {
     Metrics(String),
     /// Dynamic client registration failed.
     #[error("dynamic client registration: {0}")]
-    Registration(crate::oidc::Error),
+    Registration(crate::gate::Error),
 }
 
 /// Reloads on `SIGHUP`, and when `watch` is set, when the file's content

@@ -125,6 +125,7 @@ pub(super) fn settings(raw: Raw, cx: &Context<'_>, r: &mut Report) -> Option<Reg
         b.registration_endpoint.as_deref(),
         r,
     );
+    let store = store(&b, cx, r);
     let m = b.client_metadata;
     let uris_key = format!("{KEY}.clientMetadata.redirect_uris");
     if m.redirect_uris.is_empty() {
@@ -154,7 +155,27 @@ pub(super) fn settings(raw: Raw, cx: &Context<'_>, r: &mut Report) -> Option<Reg
             ),
         }
     }
-    let store = if b.persist_credentials {
+    if b.redis_key_prefix.is_some() {
+        r.warn(
+            &format!("{KEY}.redisKeyPrefix"),
+            "ignored: the registration is kept under redis.keyPrefix in the registration namespace",
+        );
+    }
+    let md = metadata(m, cx);
+    let token = b.initial_access_token.expose().trim();
+    Some(RegistrationSettings {
+        endpoint,
+        initial_access_token: (!token.is_empty()).then(|| Secret::new(token)),
+        metadata: md,
+        store,
+        timeout: DEFAULT_REGISTRATION_TIMEOUT,
+    })
+}
+
+/// Where the registered client is kept.
+fn store(b: &RawBlock, cx: &Context<'_>, r: &mut Report) -> RegistrationStore {
+    const KEY: &str = "dynamicClientRegistration";
+    if b.persist_credentials {
         let backend = b
             .storage_backend
             .as_deref()
@@ -190,13 +211,11 @@ pub(super) fn settings(raw: Raw, cx: &Context<'_>, r: &mut Report) -> Option<Reg
         }
     } else {
         RegistrationStore::None
-    };
-    if b.redis_key_prefix.is_some() {
-        r.warn(
-            &format!("{KEY}.redisKeyPrefix"),
-            "ignored: the registration is kept under redis.keyPrefix in the registration namespace",
-        );
     }
+}
+
+/// The client metadata sent, with the plugin's defaults.
+fn metadata(m: RawMetadata, cx: &Context<'_>) -> Map<String, Value> {
     let mut md = Map::new();
     let mut put = |k: &str, v: Value| {
         md.insert(k.to_owned(), v);
@@ -254,14 +273,7 @@ pub(super) fn settings(raw: Raw, cx: &Context<'_>, r: &mut Report) -> Option<Reg
     if let Some(v) = m.require_auth_time {
         put("require_auth_time", v.into());
     }
-    let token = b.initial_access_token.expose().trim();
-    Some(RegistrationSettings {
-        endpoint,
-        initial_access_token: (!token.is_empty()).then(|| Secret::new(token)),
-        metadata: md,
-        store,
-        timeout: DEFAULT_REGISTRATION_TIMEOUT,
-    })
+    md
 }
 
 #[cfg(test)]

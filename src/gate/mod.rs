@@ -23,6 +23,7 @@ mod pages;
 mod ratelimit;
 mod redirect;
 mod refresh;
+mod registration;
 mod rescue;
 mod store;
 mod throttle;
@@ -55,6 +56,9 @@ pub use redirect::{MAX_REDIRECT_BYTES, safe_redirect};
 pub use refresh::{
     DEFAULT_CROSS_REPLICA_WAIT, DEFAULT_MAX_REFRESH_TOKEN_AGE, DEFAULT_REFRESH_COOLDOWN,
     DEFAULT_REFRESH_GRACE, DEFAULT_REFRESH_RESULT_TTL, DEFAULT_TOKEN_BREAKER, RefreshSettings,
+};
+pub use registration::{
+    REGISTRATION_MARK_TTL, REGISTRATION_POLL_INTERVAL, REGISTRATION_WAIT, ensure_client,
 };
 pub use rescue::{CallbackFault, Error, LogoutFault, error_reply};
 pub use store::SessionStore;

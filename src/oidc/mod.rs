@@ -46,8 +46,9 @@ pub use provider::{
     ProviderSettings,
 };
 pub use registration::{
-    DEFAULT_REGISTRATION_TIMEOUT, REGISTRATION_MARK_TTL, REGISTRATION_POLL_INTERVAL,
-    REGISTRATION_WAIT, RegisteredClient, RegistrationSettings, RegistrationStore, ensure_client,
+    DEFAULT_REGISTRATION_TIMEOUT, RegisteredClient, RegistrationSettings, RegistrationStore,
+    pending_registration, read_registration_file, redirect_uris_of, register_client,
+    write_registration_file,
 };
 pub use token::TokenResponse;
 pub use verify::{

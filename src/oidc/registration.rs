@@ -1,17 +1,11 @@
-//! Dynamic client registration (RFC 7591): obtaining the OAuth client at
-//! start-up when no `clientID` is configured.
+//! Dynamic client registration (RFC 7591): the registration request at
+//! discovery's `registration_endpoint` (or the configured one), the kept
+//! form of its answer, and keeping it in a file (mode 0600; a file others
+//! may read or write is refused).
 //!
-//! The client is looked for first where registrations are kept (a file, or
-//! the shared cache so every replica uses one client); only when none
-//! matches (same issuer, same redirect URIs, secret not expired) is a new
-//! one registered at discovery's `registration_endpoint` (or the configured
-//! one), and then kept. With the shared cache, a replica registers only
-//! after writing the start-up mark with `SET NX`; the others wait for its
-//! registration to appear, so replicas starting together register once.
-//! Any failure stops start-up with an error that says what to fix.
-//!
-//! Owns the registration request and the stored form of its answer; knows
-//! nothing of what the gate does with the client afterwards.
+//! Owns the protocol and the file only; where the start-up looks for a kept
+//! client first and how replicas agree on one (the shared cache) is the
+//! gate's `registration` module.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,22 +16,12 @@ use serde_json::{Map, Value};
 use super::Error;
 use super::client_auth::ClientAuthMethod;
 use super::discovery::discover;
-use super::http::{build_client, error_chain, read_capped};
+use super::http::{build_client, read_capped, transport_error};
 use super::provider::ProviderSettings;
-use crate::cache::{CacheKey, Caches, DEFAULT_CLIENT_REGISTRATION_TTL, Namespace};
-use crate::clock::SharedClock;
 use crate::telemetry::Secret;
 
 /// Timeout of the registration request.
 pub const DEFAULT_REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Lifetime of the mark a replica writes while it registers: longer than a
-/// registration takes, short enough that the mark of a replica that died
-/// mid-registration frees itself.
-pub const REGISTRATION_MARK_TTL: Duration = Duration::from_secs(60);
-/// How long a replica waits for another replica's registration to appear.
-pub const REGISTRATION_WAIT: Duration = Duration::from_secs(75);
-/// How often a waiting replica looks for that registration.
-pub const REGISTRATION_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Longest error description of a refused registration that is reported.
 const MAX_ERROR_DESCRIPTION_CHARS: usize = 200;
 
@@ -112,7 +96,7 @@ impl std::fmt::Debug for RegisteredClient {
 impl RegisteredClient {
     /// True when this record serves `issuer` with `redirect_uris` and its
     /// secret has not expired at `now` (seconds).
-    fn fits(&self, issuer: &str, redirect_uris: &[String], now: u64) -> bool {
+    pub fn fits(&self, issuer: &str, redirect_uris: &[String], now: u64) -> bool {
         self.issuer == issuer
             && self.redirect_uris == redirect_uris
             && !self.client_id.is_empty()
@@ -123,7 +107,7 @@ impl RegisteredClient {
 }
 
 /// The redirect URIs of `metadata`.
-fn redirect_uris(metadata: &Map<String, Value>) -> Vec<String> {
+pub fn redirect_uris_of(metadata: &Map<String, Value>) -> Vec<String> {
     metadata
         .get("redirect_uris")
         .and_then(Value::as_array)
@@ -136,134 +120,33 @@ fn redirect_uris(metadata: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Gives `settings` a client when it has none and registration is
-/// configured: the kept registration, or a new one. Does nothing when a
-/// client id is configured. `caches` must carry the gate's integrity keys
-/// when the registration is shared.
-pub async fn ensure_client(
-    settings: &mut ProviderSettings,
-    caches: &Caches,
-    clock: &SharedClock,
-) -> Result<(), Error> {
-    let Some(reg) = settings.registration.clone() else {
-        return Ok(());
-    };
-    if !settings.client_id.is_empty() {
-        return Ok(());
-    }
-    let client = obtain(settings, &reg, caches, clock).await?;
-    tracing::info!(
-        issuer = %settings.issuer,
-        client_id = %client.client_id,
-        "using the dynamically registered client"
-    );
-    apply(settings, &client);
-    Ok(())
+/// The registration settings when `settings` must obtain its client by
+/// registration (registration configured, no client id).
+pub fn pending_registration(settings: &ProviderSettings) -> Option<&RegistrationSettings> {
+    settings
+        .registration
+        .as_ref()
+        .filter(|_| settings.client_id.is_empty())
 }
 
-/// Copies the client into the provider settings.
-fn apply(settings: &mut ProviderSettings, client: &RegisteredClient) {
-    settings.client_id.clone_from(&client.client_id);
-    settings.client_secret = Secret::new(client.client_secret.clone().unwrap_or_default());
-    if settings.client_auth.is_none() {
-        settings.client_auth = client
-            .token_endpoint_auth_method
-            .as_deref()
-            .and_then(ClientAuthMethod::parse);
-    }
-}
-
-async fn obtain(
-    settings: &ProviderSettings,
-    reg: &RegistrationSettings,
-    caches: &Caches,
-    clock: &SharedClock,
-) -> Result<RegisteredClient, Error> {
-    let uris = redirect_uris(&reg.metadata);
-    let now = clock.now();
-    let issuer = settings.issuer.as_str();
-    match &reg.store {
-        RegistrationStore::None => register(settings, reg).await,
-        RegistrationStore::File(path) => {
-            if let Some(c) = read_file(path)?.filter(|c| c.fits(issuer, &uris, now)) {
-                return Ok(c);
-            }
-            let c = register(settings, reg).await?;
-            write_file(path, &c)?;
-            Ok(c)
-        }
-        RegistrationStore::Shared => {
-            let key = CacheKey::hashed(&format!("client:{issuer}"));
-            let mark = CacheKey::hashed(&format!("registering:{issuer}"));
-            let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
-            loop {
-                if let Some(c) = read_shared(caches, &key)
-                    .await?
-                    .filter(|c| c.fits(issuer, &uris, now))
-                {
-                    // Renew the record's lifetime: a client in use stays.
-                    write_shared(caches, &key, &c).await?;
-                    return Ok(c);
-                }
-                if caches
-                    .set_if_absent(
-                        Namespace::ClientRegistration,
-                        &mark,
-                        &1u8,
-                        REGISTRATION_MARK_TTL,
-                    )
-                    .await
-                    .map_err(shared_error)?
-                {
-                    let r = async {
-                        let c = register(settings, reg).await?;
-                        write_shared(caches, &key, &c).await?;
-                        Ok(c)
-                    }
-                    .await;
-                    let _ = caches.delete(Namespace::ClientRegistration, &mark).await;
-                    return r;
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(Error::ProviderUnavailable(format!(
-                        "another replica is registering the client but no registration \
-                         appeared within {} s",
-                        REGISTRATION_WAIT.as_secs()
-                    )));
-                }
-                tracing::info!("another replica is registering the client; waiting for it");
-                tokio::time::sleep(REGISTRATION_POLL_INTERVAL).await;
-            }
+impl RegisteredClient {
+    /// Gives `settings` this client: id, secret, and the registered
+    /// authentication method unless `clientAuthMethod` chose one.
+    pub fn apply_to(&self, settings: &mut ProviderSettings) {
+        settings.client_id.clone_from(&self.client_id);
+        settings.client_secret = Secret::new(self.client_secret.clone().unwrap_or_default());
+        if settings.client_auth.is_none() {
+            settings.client_auth = self
+                .token_endpoint_auth_method
+                .as_deref()
+                .and_then(ClientAuthMethod::parse);
         }
     }
-}
-
-fn shared_error(e: crate::cache::Error) -> Error {
-    Error::ProviderUnavailable(format!("shared cache for the client registration: {e}"))
-}
-
-async fn read_shared(caches: &Caches, key: &CacheKey) -> Result<Option<RegisteredClient>, Error> {
-    caches
-        .get(Namespace::ClientRegistration, key)
-        .await
-        .map_err(shared_error)
-}
-
-async fn write_shared(caches: &Caches, key: &CacheKey, c: &RegisteredClient) -> Result<(), Error> {
-    caches
-        .set(
-            Namespace::ClientRegistration,
-            key,
-            c,
-            DEFAULT_CLIENT_REGISTRATION_TTL,
-        )
-        .await
-        .map_err(shared_error)
 }
 
 /// The kept registration, `None` when the file does not exist. A file that
 /// others may read or write, or that is a symbolic link, is refused.
-fn read_file(path: &Path) -> Result<Option<RegisteredClient>, Error> {
+pub fn read_registration_file(path: &Path) -> Result<Option<RegisteredClient>, Error> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -302,7 +185,7 @@ fn read_file(path: &Path) -> Result<Option<RegisteredClient>, Error> {
 
 /// Writes the registration to a new file beside `path` (mode 0600) and
 /// renames it into place.
-fn write_file(path: &Path, c: &RegisteredClient) -> Result<(), Error> {
+pub fn write_registration_file(path: &Path, c: &RegisteredClient) -> Result<(), Error> {
     let fail =
         |e: std::io::Error| Error::Config(format!("credentialsFile {}: {e}", path.display()));
     let json = serde_json::to_vec_pretty(c)
@@ -335,7 +218,7 @@ struct RegistrationError {
 }
 
 /// Registers a new client (RFC 7591 §3).
-async fn register(
+pub async fn register_client(
     settings: &ProviderSettings,
     reg: &RegistrationSettings,
 ) -> Result<RegisteredClient, Error> {
@@ -362,11 +245,12 @@ async fn register(
     if let Some(t) = &reg.initial_access_token {
         req = req.bearer_auth(t.expose());
     }
-    let resp = req.send().await.map_err(|e| {
-        Error::ProviderUnavailable(format!("registration endpoint: {}", error_chain(&e)))
-    })?;
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| transport_error("registration endpoint", &e))?;
     let status = resp.status();
-    let body = read_capped(resp).await?;
+    let body = read_capped(resp, "registration endpoint").await?;
     if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
         return Err(Error::ProviderUnavailable(format!(
             "registration endpoint answered HTTP {status}"
@@ -399,7 +283,7 @@ async fn register(
         .ok_or_else(|| Error::ProviderInvalid("registration answer has no client_id".into()))?;
     Ok(RegisteredClient {
         issuer: settings.issuer.clone(),
-        redirect_uris: redirect_uris(&reg.metadata),
+        redirect_uris: redirect_uris_of(&reg.metadata),
         client_id,
         client_secret: text(&mut answer, "client_secret"),
         client_secret_expires_at: answer
@@ -454,13 +338,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("client.json");
         let _ = std::fs::remove_file(&path);
-        assert!(read_file(&path).unwrap().is_none());
-        write_file(&path, &client(None)).unwrap();
+        assert!(read_registration_file(&path).unwrap().is_none());
+        write_registration_file(&path, &client(None)).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(read_file(&path).unwrap().unwrap().client_id, "c1");
+        assert_eq!(
+            read_registration_file(&path).unwrap().unwrap().client_id,
+            "c1"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = read_file(&path).unwrap_err().to_string();
+        let e = read_registration_file(&path).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
