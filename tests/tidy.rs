@@ -66,6 +66,11 @@ const LONG_FUNCTIONS: &[(&str, &str, &str)] = &[
         "the list of the cache's metric families, one block per family",
     ),
     (
+        "src/config/mod.rs",
+        "from_raw",
+        "the wiring of every concern into the settings, in one readable order",
+    ),
+    (
         "src/config/headers.rs",
         "security",
         "one refusal per security-header key, in the order of the docs",

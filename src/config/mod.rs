@@ -264,13 +264,16 @@ impl Config {
         policy.settings.token_headers = header_keys.token_headers;
         policy.settings.security_headers = header_keys.security_headers;
         let cache = redis::settings(raw.redis, env, r);
-        let registration_cx = registration::Context {
-            client_id: &provider.client_id,
-            callback_path: &endpoints.callback_path,
-            client_auth_method: client_auth_method.as_deref().map(str::trim),
-            shared_cache: cache.mode != crate::cache::CacheMode::Memory,
-        };
-        provider.registration = registration::settings(raw.registration, &registration_cx, r);
+        provider.registration = registration::settings(
+            raw.registration,
+            &registration::Context::new(
+                &provider,
+                &endpoints.callback_path,
+                &client_auth_method,
+                &cache,
+            ),
+            r,
+        );
         let doors = doors::settings(raw.doors, r);
         inert::settings(raw.inert, r);
         let rate_limits = limits::settings(raw.limits, r);

@@ -109,6 +109,23 @@ pub(super) struct Context<'a> {
     pub(super) shared_cache: bool,
 }
 
+impl<'a> Context<'a> {
+    /// The context from the other concerns' settings.
+    pub(super) fn new(
+        provider: &'a crate::oidc::ProviderSettings,
+        callback_path: &'a str,
+        client_auth_method: &'a Option<String>,
+        cache: &crate::cache::CacheSettings,
+    ) -> Self {
+        Self {
+            client_id: &provider.client_id,
+            callback_path,
+            client_auth_method: client_auth_method.as_deref().map(str::trim),
+            shared_cache: cache.mode != crate::cache::CacheMode::Memory,
+        }
+    }
+}
+
 /// The registration settings, when registration is switched on and needed.
 pub(super) fn settings(raw: Raw, cx: &Context<'_>, r: &mut Report) -> Option<RegistrationSettings> {
     let b = raw.dynamic_client_registration.filter(|b| b.enabled)?;
