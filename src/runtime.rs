@@ -171,10 +171,17 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let running = start(cfg, path, clock, listener).await?;
-    shutdown.await;
-    running.stop().await;
-    Ok(())
+    let mut running = start(cfg, path, clock, listener).await?;
+    tokio::select! {
+        () = shutdown => {
+            running.stop().await;
+            Ok(())
+        }
+        fatal = running.fatal() => {
+            running.stop().await;
+            Err(RunError::Provider(fatal))
+        }
+    }
 }
 
 /// A started gateway; [`Running::stop`] ends it.
@@ -184,6 +191,7 @@ pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     main: tokio::task::JoinHandle<()>,
     tasks: tokio::task::JoinSet<()>,
+    fatal: Option<tokio::sync::oneshot::Receiver<String>>,
 }
 
 impl Running {
@@ -195,6 +203,21 @@ impl Running {
     /// The bound metrics listener address, when there is one.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Completes when the gateway cannot go on (the provider's discovery
+    /// document names another issuer), with the reason; pending otherwise.
+    pub async fn fatal(&mut self) -> String {
+        match self.fatal.as_mut() {
+            Some(rx) => match rx.await {
+                Ok(why) => why,
+                Err(_) => {
+                    self.fatal = None;
+                    std::future::pending().await
+                }
+            },
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops accepting, lets requests in flight finish (bounded), and stops
@@ -261,9 +284,18 @@ pub async fn start(
         clock,
     ));
     tasks.spawn(reload_loop(reloader.clone(), path, watch, stopped()));
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
     tasks.spawn(async move {
-        if let Err(e) = gate.warm_up().await {
-            tracing::warn!(error = %e, "provider not reachable at start-up; will retry on demand");
+        match gate.warm_up().await {
+            Ok(()) => {}
+            // A configuration error no retry fixes: the process stops.
+            Err(e) if e.is_permanent() => {
+                tracing::error!(error = %e, "refusing to run against this provider");
+                let _ = fatal_tx.send(e.to_string());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "provider not reachable at start-up; will retry on demand");
+            }
         }
     });
     let main = tokio::spawn(crate::doors::serve(listener, live, stopped()));
@@ -273,6 +305,7 @@ pub async fn start(
         stop: stop_tx,
         main,
         tasks,
+        fatal: Some(fatal_rx),
     })
 }
 
@@ -291,6 +324,9 @@ pub enum RunError {
     /// Dynamic client registration failed.
     #[error("dynamic client registration: {0}")]
     Registration(crate::gate::Error),
+    /// The provider cannot be used as configured.
+    #[error("provider: {0}")]
+    Provider(String),
 }
 
 /// Reloads on `SIGHUP`, and when `watch` is set, when the file's content

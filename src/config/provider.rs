@@ -21,7 +21,19 @@ use crate::oidc::{HttpSettings, ProviderSettings};
 use crate::session::SecretString;
 
 /// The values `providerType` accepts.
-pub(super) const PROVIDER_TYPES: &[&str] = &["oidc", super::github::GITHUB_PROVIDER_TYPE];
+pub(super) const PROVIDER_TYPES: &[&str] = &[
+    "oidc",
+    super::github::GITHUB_PROVIDER_TYPE,
+    "entra",
+    "google",
+    "keycloak",
+    "auth0",
+    "okta",
+    "cognito",
+    "gitlab",
+    "authentik",
+    "zitadel",
+];
 
 /// Longest accepted `providerTimeout` / `providerConnectTimeout`, seconds.
 const MAX_PROVIDER_TIMEOUT_SECONDS: u64 = 300;

@@ -21,7 +21,7 @@ use serde_norway::{Mapping, Value};
 
 use super::{
     Report, bearer, client_auth, doors, endpoints, github, headers, inert, limits, policy,
-    provider, redis, refresh, registration, session,
+    profiles, provider, redis, refresh, registration, session,
 };
 
 /// The block, split by concern.
@@ -41,6 +41,7 @@ pub(super) struct RawConfig {
     pub(super) headers: headers::Raw,
     pub(super) github: github::Raw,
     pub(super) registration: registration::Raw,
+    pub(super) profiles: profiles::Raw,
 }
 
 /// Every top-level key the configuration accepts, sorted. Lists the same
@@ -61,6 +62,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<headers::Raw>(),
         field_names::<github::Raw>(),
         field_names::<registration::Raw>(),
+        field_names::<profiles::Raw>(),
     ]
     .concat();
     keys.sort_unstable();
@@ -85,6 +87,7 @@ impl RawConfig {
             headers: take(&mut block, &headers::nested_blocks(), r),
             github: take(&mut block, &[], r),
             registration: take(&mut block, &registration::nested_blocks(), r),
+            profiles: take(&mut block, &[], r),
         };
         let known = known_keys();
         for (k, _) in &block {
@@ -402,6 +405,9 @@ pub const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("allowedOrganizations", EnvKind::List),
     ("allowedTeams", EnvKind::List),
     ("githubAPIURL", EnvKind::Str),
+    ("allowedTenants", EnvKind::List),
+    ("fetchUserinfo", EnvKind::Bool),
+    ("microsoftGraphURL", EnvKind::Str),
 ];
 
 /// `providerURL` → `OIDCGATE_PROVIDER_URL`.

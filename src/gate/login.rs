@@ -10,12 +10,14 @@
 //! before the code exchange, and leaves the login cookie whatever the outcome.
 
 use http::Method;
+use serde_json::{Map, Value};
 
 use super::decision::Decision;
 use super::rescue::{CallbackFault, Error};
 use super::view::RequestView;
 use super::{Gate, safe_redirect};
 use crate::cache::{CacheKey, Namespace};
+use crate::oidc::profile::OfflineRule;
 use crate::oidc::{Provider, TokenResponse};
 use crate::policy::Forbid;
 use crate::session::{DeniedLogin, PendingLogin, Session, pkce_challenge, random_token};
@@ -102,7 +104,8 @@ impl Gate {
         };
         let redirect_uri = format!("{}{}", self.origin(view), s.callback_path);
 
-        let scopes = self.login_scopes(meta);
+        let (scopes, offline_params) =
+            offline_request(s, meta, self.inner.provider.settings().profile);
         let mut url = url::Url::parse(&meta.authorization_endpoint)
             .map_err(|_| crate::oidc::Error::ProviderInvalid("authorization_endpoint".into()))?;
         {
@@ -125,9 +128,13 @@ impl Gate {
             for (k, v) in &s.extra_auth_params {
                 q.append_pair(k, v);
             }
-            if let Some(p) =
-                prompt.filter(|_| !s.extra_auth_params.iter().any(|(k, _)| k == "prompt"))
-            {
+            let offline_prompt = offline_params.iter().any(|(k, _)| *k == "prompt");
+            for (k, v) in offline_params {
+                q.append_pair(k, v);
+            }
+            if let Some(p) = prompt.filter(|_| {
+                !offline_prompt && !s.extra_auth_params.iter().any(|(k, _)| k == "prompt")
+            }) {
                 q.append_pair("prompt", p);
             }
         }
@@ -154,23 +161,6 @@ impl Gate {
             location: url.to_string(),
             set_cookies,
         })
-    }
-
-    /// The scopes of a login: the configured ones, plus `offline_access`
-    /// when the provider offers it and the scopes are not overridden.
-    fn login_scopes(&self, meta: &crate::oidc::ProviderMetadata) -> Vec<String> {
-        let s = &self.inner.settings;
-        let mut scopes = s.scopes.clone();
-        if !s.override_scopes
-            && meta
-                .scopes_supported
-                .as_ref()
-                .is_some_and(|sup| sup.iter().any(|x| x == "offline_access"))
-            && !scopes.iter().any(|x| x == "offline_access")
-        {
-            scopes.push("offline_access".into());
-        }
-        scopes
     }
 
     /// The redirect-URI endpoint.
@@ -373,20 +363,7 @@ impl Gate {
         let provider = &self.inner.provider;
         // The access token first: a verified JWT access token may carry the
         // roles or groups the ID token lacks (Keycloak's `realm_access`).
-        let mut expires_at_from_at = None;
-        let mut at_claims = None;
-        if Provider::looks_like_jwt(&tokens.access_token) {
-            let at = provider
-                .verify_access_token(
-                    &tokens.access_token,
-                    self.inner.settings.audience.as_deref(),
-                )
-                .await?;
-            expires_at_from_at = Some(u64::try_from(at.claims().exp).unwrap_or(0));
-            at_claims = Some(at.claims().extra.clone());
-        } else if let Some(secs) = tokens.expires_in {
-            expires_at_from_at = Some(now.saturating_add(secs));
-        }
+        let (expires_at_from_at, at_claims) = self.check_access_token(&tokens, now).await?;
         // A refresh may come without a new ID token: the session keeps the
         // identity it had; at login an ID token is required.
         let (raw_id, id_exp, idp_sid, identity) = match (tokens.id_token.clone(), previous) {
@@ -396,11 +373,18 @@ impl Gate {
                 let mut all = claims.extra.clone();
                 all.insert("sub".into(), claims.sub.clone().into());
                 let policy = &self.inner.policy;
+                if provider.settings().fetch_userinfo {
+                    self.merge_userinfo(&mut all, &claims.sub, &tokens.access_token)
+                        .await?;
+                }
                 if let Some(at) = &at_claims {
                     policy.fill_roles_and_groups(&mut all, at);
                 }
-                let identity =
+                let mut identity =
                     policy.identity_from_claims(&all, &policy.settings().user_identifier_claim)?;
+                if provider.settings().profile.graph_groups && has_group_overage(&all) {
+                    identity.groups = self.overage_groups(&tokens.access_token, previous).await?;
+                }
                 if let Some(prev) = previous {
                     if prev.subject != identity.subject {
                         return Err(crate::oidc::Error::TokenClaim("sub changed on refresh").into());
@@ -459,6 +443,78 @@ impl Gate {
         })
     }
 
+    /// Verifies the access token of a token response when it is a JWT the
+    /// provider's profile lets a client verify: its expiry and claims, or
+    /// the expiry `expires_in` gives.
+    async fn check_access_token(
+        &self,
+        tokens: &TokenResponse,
+        now: u64,
+    ) -> Result<(Option<u64>, Option<Map<String, Value>>), Error> {
+        let provider = &self.inner.provider;
+        if Provider::looks_like_jwt(&tokens.access_token)
+            && !provider
+                .settings()
+                .profile
+                .is_unverifiable_access_token(&tokens.access_token)
+        {
+            let at = provider
+                .verify_access_token(
+                    &tokens.access_token,
+                    self.inner.settings.audience.as_deref(),
+                )
+                .await?;
+            let exp = u64::try_from(at.claims().exp).unwrap_or(0);
+            return Ok((Some(exp), Some(at.claims().extra.clone())));
+        }
+        Ok((tokens.expires_in.map(|secs| now.saturating_add(secs)), None))
+    }
+
+    /// Adds the userinfo claims the ID token lacks (`fetchUserinfo`); the
+    /// userinfo `sub` must be the ID token's.
+    async fn merge_userinfo(
+        &self,
+        claims: &mut Map<String, Value>,
+        sub: &str,
+        access_token: &str,
+    ) -> Result<(), Error> {
+        let Some(info) = self.inner.provider.userinfo(access_token).await? else {
+            return Ok(());
+        };
+        if info.get("sub").and_then(Value::as_str) != Some(sub) {
+            return Err(crate::oidc::Error::TokenClaim("userinfo sub").into());
+        }
+        for (k, v) in info {
+            claims.entry(k).or_insert(v);
+        }
+        Ok(())
+    }
+
+    /// The groups of an Entra ID user whose token has too many to carry,
+    /// read from Microsoft Graph. When Graph cannot answer: a refreshed
+    /// session keeps the groups it had; a login is refused when a rule
+    /// needs groups (never "logged in with no groups"), and goes on
+    /// without groups otherwise.
+    async fn overage_groups(
+        &self,
+        access_token: &str,
+        previous: Option<&Session>,
+    ) -> Result<Vec<String>, Error> {
+        match self.inner.provider.graph_groups(access_token).await {
+            Ok(groups) => Ok(groups),
+            Err(e) => {
+                tracing::warn!(error = %e, "group overage: Microsoft Graph did not give the groups");
+                match previous {
+                    Some(p) => Ok(p.groups.clone()),
+                    None if self.inner.policy.requires_roles_or_groups() => {
+                        Err(Error::GroupsUnavailable)
+                    }
+                    None => Ok(Vec::new()),
+                }
+            }
+        }
+    }
+
     pub(super) fn identity_of(&self, s: &Session) -> crate::policy::Identity {
         crate::policy::Identity {
             identifier: s.identifier.clone(),
@@ -468,4 +524,52 @@ impl Gate {
             roles: s.roles.clone(),
         }
     }
+}
+
+/// True when an Entra ID token says the user's groups did not fit in it
+/// (`_claim_names.groups`, or `hasgroups: true` from the implicit flow).
+fn has_group_overage(claims: &Map<String, Value>) -> bool {
+    claims
+        .get("_claim_names")
+        .and_then(Value::as_object)
+        .is_some_and(|n| n.contains_key("groups"))
+        || claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
+}
+
+/// The scopes of an authorization request and the parameters that ask for
+/// offline access as the provider's profile wants it.
+fn offline_request(
+    s: &super::GateSettings,
+    meta: &crate::oidc::ProviderMetadata,
+    profile: &crate::oidc::profile::Profile,
+) -> (Vec<String>, Vec<(&'static str, &'static str)>) {
+    let mut scopes = s.scopes.clone();
+    let mut offline_params: Vec<(&'static str, &'static str)> = Vec::new();
+    match profile.offline {
+        OfflineRule::Scope => {
+            if !s.override_scopes
+                && meta
+                    .scopes_supported
+                    .as_ref()
+                    .is_some_and(|sup| sup.iter().any(|x| x == "offline_access"))
+                && !scopes.iter().any(|x| x == "offline_access")
+            {
+                scopes.push("offline_access".into());
+            }
+        }
+        OfflineRule::GoogleParams => {
+            // Google refuses the scope and issues a refresh token only
+            // for these parameters, and only on a consent.
+            let wanted = !s.override_scopes || scopes.iter().any(|x| x == "offline_access");
+            scopes.retain(|x| x != "offline_access");
+            if wanted {
+                offline_params.extend(
+                    [("access_type", "offline"), ("prompt", "consent")]
+                        .into_iter()
+                        .filter(|(k, _)| !s.extra_auth_params.iter().any(|(e, _)| e == k)),
+                );
+            }
+        }
+    }
+    (scopes, offline_params)
 }

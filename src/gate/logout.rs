@@ -66,14 +66,30 @@ impl Gate {
             self.revoke_session_tokens(session).await;
         }
         let id_token = session.as_ref().and_then(|s| s.id_token.clone());
-        let end_session = match self.inner.provider.discovered().await {
-            Ok(d) => d.metadata().end_session_endpoint.clone(),
+        let discovered = match self.inner.provider.discovered().await {
+            Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(error = %e, "logout without provider end-session (provider unavailable)");
                 None
             }
         };
+        let end_session = discovered
+            .as_ref()
+            .and_then(|d| d.metadata().end_session_endpoint.clone());
+        let settings = self.inner.provider.settings();
+        // Providers without an end-session endpoint that have a logout
+        // address of their own (Cognito, Auth0) get the browser there.
+        let fallback = match (&end_session, &discovered) {
+            (None, Some(d)) => settings.profile.fallback_logout(
+                &d.metadata().issuer,
+                &d.metadata().authorization_endpoint,
+                &settings.client_id,
+                &absolute,
+            ),
+            _ => None,
+        };
         let location = match (end_session, id_token) {
+            _ if let Some(f) = fallback => f,
             (Some(endpoint), Some(hint)) => {
                 let mut url = url::Url::parse(&endpoint).map_err(|_| {
                     crate::oidc::Error::ProviderInvalid("end_session_endpoint".into())

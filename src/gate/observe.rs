@@ -87,6 +87,7 @@ pub(crate) fn callback_failure(e: &Error) -> CallbackResult {
         Error::ProviderDenied(_) => CallbackResult::ProviderError,
         Error::BadCallback(_) | Error::MethodNotAllowed(_) => CallbackResult::Invalid,
         Error::Oidc(o) if o.is_transient() => CallbackResult::Unavailable,
+        Error::GroupsUnavailable => CallbackResult::Unavailable,
         Error::Oidc(_) => CallbackResult::Rejected,
         _ => CallbackResult::Error,
     }

@@ -91,6 +91,10 @@ pub enum Error {
         /// Seconds until the penalty ends, sent as `Retry-After`.
         retry_after: u64,
     },
+    /// The user's groups did not fit in the token, Microsoft Graph could not
+    /// give them, and a rule needs them (503).
+    #[error("group memberships unavailable")]
+    GroupsUnavailable,
     /// The revocation store cannot answer, so a token cannot be cleared (503).
     #[error("revocation state unavailable")]
     RevocationUnavailable,
@@ -115,6 +119,14 @@ pub enum Error {
     /// a session's access token is still active (503).
     #[error("session token introspection unavailable: {0}")]
     IntrospectionUnavailable(String),
+}
+
+impl Error {
+    /// True for a configuration error no retry fixes (discovery names
+    /// another issuer): a process should stop rather than serve.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Oidc(oidc::Error::IssuerMismatch { .. }))
+    }
 }
 
 /// Longest part of a request path written to a log line.
@@ -180,6 +192,7 @@ fn page_kind(e: &Error) -> PageKind {
         | Error::ProviderDenied(_)
         | Error::LoginLoop
         | Error::ReturnUrlTooLong => PageKind::LoginFailed,
+        Error::Oidc(oidc::Error::TenantNotAllowed) => PageKind::Forbidden,
         Error::Oidc(o) if o.is_token_fault() => PageKind::LoginFailed,
         Error::Oidc(oidc::Error::OAuth {
             kind: oidc::OAuthErrorKind::InvalidGrant,
@@ -188,6 +201,7 @@ fn page_kind(e: &Error) -> PageKind {
         Error::Oidc(_)
         | Error::RefreshUnavailable
         | Error::SessionStore(_)
+        | Error::GroupsUnavailable
         | Error::RevocationUnavailable
         | Error::UpstreamUnreachable
         | Error::IntrospectionUnavailable(_) => PageKind::Unavailable,
@@ -313,6 +327,18 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             "Access denied: the identity provider has not verified your e-mail address".into(),
         ),
         Error::Identity(_) => (StatusCode::FORBIDDEN, "Access denied: no usable user identifier".into()),
+        Error::GroupsUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "You are in more groups than your sign-in token can carry, and they could not be \
+             read from Microsoft Graph, so access cannot be checked. Please try again shortly; \
+             if this persists, ask your administrator to grant the application the User.Read \
+             permission."
+                .into(),
+        ),
+        Error::Oidc(oidc::Error::TenantNotAllowed) => (
+            StatusCode::FORBIDDEN,
+            "Access denied: accounts of your organization (tenant) are not allowed here".into(),
+        ),
         Error::Oidc(o) if o.is_token_fault() => {
             (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
         }

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::Error;
 use super::http::get_json;
+use super::profile::Profile;
 
 /// The fields of the discovery document the gate uses.
 #[derive(Clone, Debug, Deserialize)]
@@ -54,17 +55,18 @@ pub struct ProviderMetadata {
 pub(crate) async fn discover(
     client: &reqwest::Client,
     issuer: &str,
+    profile: &Profile,
 ) -> Result<ProviderMetadata, Error> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
     let meta: ProviderMetadata = get_json(client, &url).await?;
-    if meta.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-        return Err(Error::ProviderInvalid(format!(
-            "discovery issuer {:?} does not match providerURL {:?}",
-            meta.issuer, issuer
-        )));
+    if !profile.issuer_matches(issuer, &meta.issuer) {
+        return Err(Error::IssuerMismatch {
+            configured: issuer.to_owned(),
+            discovered: meta.issuer,
+        });
     }
     check_endpoints(issuer, &meta)?;
     Ok(meta)

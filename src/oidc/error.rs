@@ -70,6 +70,20 @@ pub enum Error {
     /// The token has expired.
     #[error("token expired")]
     TokenExpired,
+    /// Discovery's `issuer` is not the configured one: a configuration
+    /// error that no retry fixes.
+    #[error(
+        "the discovery document's issuer {discovered:?} does not match providerURL {configured:?}"
+    )]
+    IssuerMismatch {
+        /// `providerURL`.
+        configured: String,
+        /// The discovery document's `issuer`.
+        discovered: String,
+    },
+    /// The token's tenant (`tid`) is not in `allowedTenants`.
+    #[error("the token's tenant is not allowed")]
+    TenantNotAllowed,
     /// The configuration cannot work (bad CA bundle, bad URL, ...).
     #[error("configuration: {0}")]
     Config(String),
@@ -87,6 +101,7 @@ impl Error {
                 | Self::TokenSignature
                 | Self::TokenClaim(_)
                 | Self::TokenExpired
+                | Self::TenantNotAllowed
         )
     }
 

@@ -98,9 +98,26 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<T, Error> {
-    let resp = client
+    get_json_with(client, url, None, &[]).await
+}
+
+/// [`get_json`] with a bearer token and extra request headers.
+pub(crate) async fn get_json_with<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<T, Error> {
+    let mut req = client
         .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req
         .send()
         .await
         .map_err(|e| transport_error(&format!("GET {url}"), &e))?;

@@ -17,9 +17,11 @@ mod client_auth;
 mod discovery;
 mod error;
 mod github;
+mod graph;
 mod http;
 mod introspect;
 mod jwks;
+pub mod profile;
 mod provider;
 mod registration;
 mod token;
@@ -37,13 +39,14 @@ pub use github::{
     DEFAULT_GITHUB_MAX_PAGES, DEFAULT_GITHUB_SCOPES, GITHUB_API_URL, GITHUB_ORG_SCOPE,
     GITHUB_PER_PAGE, GITHUB_WEB_URL, GitHubSettings, GitHubUser,
 };
+pub use graph::MAX_GRAPH_PAGES;
 pub use http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HTTP_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, HttpSettings,
 };
 pub use jwks::{DEFAULT_JWKS_MAX_AGE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL};
 pub use provider::{
-    DEFAULT_DISCOVERY_RETRY_INTERVAL, Discovered, INVALID_CLIENT_LOG_INTERVAL, Provider,
-    ProviderSettings,
+    DEFAULT_DISCOVERY_RETRY_INTERVAL, DEFAULT_GRAPH_URL, Discovered, INVALID_CLIENT_LOG_INTERVAL,
+    Provider, ProviderSettings,
 };
 pub use registration::{
     DEFAULT_REGISTRATION_TIMEOUT, RegisteredClient, RegistrationSettings, RegistrationStore,

@@ -24,6 +24,7 @@ use super::http::{HttpSettings, build_client};
 use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
 use super::registration::RegistrationSettings;
+use super::profile::Profile;
 use super::token::{TokenResponse, grant, revoke};
 use super::verify::{
     self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
@@ -32,6 +33,9 @@ use super::verify::{
 use crate::clock::SharedClock;
 use crate::telemetry::Secret;
 use crate::telemetry::metrics::{IdpEndpoint, IdpOutcome, Metrics};
+
+/// The default Microsoft Graph address (`microsoftGraphURL`).
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com";
 
 /// Shortest time between two discovery attempts after a failure.
 pub const DEFAULT_DISCOVERY_RETRY_INTERVAL: Duration = Duration::from_secs(30);
@@ -66,6 +70,17 @@ pub struct ProviderSettings {
     pub jwks_min_refresh_interval: Duration,
     /// RFC 7662 endpoint overriding the discovered `introspection_endpoint`.
     pub introspection_url: Option<String>,
+    /// What this provider does differently (chosen from the issuer or
+    /// `providerType`).
+    pub profile: &'static Profile,
+    /// Tenants (`tid`) whose users may log in, when not empty
+    /// (`allowedTenants`; Entra ID).
+    pub allowed_tenants: Vec<String>,
+    /// Merge claims the ID token lacks from the userinfo endpoint
+    /// (`fetchUserinfo`).
+    pub fetch_userinfo: bool,
+    /// Microsoft Graph base URL, for Entra ID group overage.
+    pub graph_url: String,
     /// GitHub (OAuth 2.0 without OpenID Connect) instead of an OpenID
     /// Provider: no discovery, identity from GitHub's API.
     pub github: Option<GitHubSettings>,
@@ -93,6 +108,10 @@ impl ProviderSettings {
             discovery_retry_interval: DEFAULT_DISCOVERY_RETRY_INTERVAL,
             jwks_min_refresh_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
             introspection_url: None,
+            profile: super::profile::detect(issuer),
+            allowed_tenants: Vec::new(),
+            fetch_userinfo: false,
+            graph_url: DEFAULT_GRAPH_URL.into(),
             github: None,
             revocation_url: None,
             registration: None,
@@ -228,7 +247,7 @@ impl Provider {
             let metadata = self
                 .observed(
                     IdpEndpoint::Discovery,
-                    discover(&self.client, &self.settings.issuer),
+                    discover(&self.client, &self.settings.issuer, self.settings.profile),
                 )
                 .await?;
             let jwks = self
@@ -320,9 +339,10 @@ impl Provider {
     ) -> Result<VerifiedIdToken, Error> {
         let header = verify::precheck(raw, &self.settings.allowed_algs)?;
         let (claims, d) = self.signed_claims::<IdTokenClaims>(raw, &header).await?;
+        let issuer = self.expected_issuer(&d, &claims.iss, &claims.extra)?;
         verify::check_id_token(
             claims,
-            &d.metadata.issuer,
+            &issuer,
             &self.settings.client_id,
             expected_nonce,
             self.clock.now(),
@@ -387,14 +407,40 @@ impl Provider {
         let (claims, d) = self
             .signed_claims::<AccessTokenClaims>(raw, &header)
             .await?;
+        let issuer = self.expected_issuer(&d, &claims.iss, &claims.extra)?;
         verify::check_access_token(
             claims,
             header.typ,
-            &d.metadata.issuer,
+            &issuer,
             audience,
             self.clock.now(),
             self.settings.clock_skew,
         )
+    }
+
+    /// The issuer a token with these claims must carry (the profile's
+    /// rule over discovery's `issuer`), after the tenant allowlist.
+    fn expected_issuer(
+        &self,
+        d: &Discovered,
+        token_iss: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<String, Error> {
+        if !self.settings.allowed_tenants.is_empty() {
+            let tid = claims.get("tid").and_then(Value::as_str).unwrap_or("");
+            if !self
+                .settings
+                .allowed_tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(tid))
+            {
+                return Err(Error::TenantNotAllowed);
+            }
+        }
+        Ok(self
+            .settings
+            .profile
+            .expected_issuer(&d.metadata.issuer, token_iss, claims))
     }
 
     /// The steps every token kind shares after its header pre-check: key
@@ -411,6 +457,24 @@ impl Provider {
             .await?;
         let claims = verify::decode(raw, header, &key.key)?;
         Ok((claims, d))
+    }
+
+    /// The claims of the userinfo endpoint for `access_token`; `Ok(None)`
+    /// when the provider advertises none.
+    pub async fn userinfo(&self, access_token: &str) -> Result<Option<Map<String, Value>>, Error> {
+        let d = self.discovered().await?;
+        let Some(endpoint) = d.metadata.userinfo_endpoint.as_deref() else {
+            return Ok(None);
+        };
+        super::http::get_json_with(&self.client, endpoint, Some(access_token), &[])
+            .await
+            .map(Some)
+    }
+
+    /// The Entra ID groups of the holder of `access_token`, read from
+    /// Microsoft Graph (`microsoftGraphURL`).
+    pub async fn graph_groups(&self, access_token: &str) -> Result<Vec<String>, Error> {
+        super::graph::transitive_groups(&self.client, &self.settings.graph_url, access_token).await
     }
 
     /// True when `token` has the shape of a JWT (as opposed to an opaque token).

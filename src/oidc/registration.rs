@@ -227,7 +227,7 @@ pub async fn register_client(
     let client = build_client(&http)?;
     let endpoint = match &reg.endpoint {
         Some(e) => e.clone(),
-        None => discover(&client, &settings.issuer)
+        None => discover(&client, &settings.issuer, settings.profile)
             .await?
             .registration_endpoint
             .ok_or_else(|| {

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod github;
+pub mod graph;
 pub mod idp;
 pub mod redis;
 pub mod served;

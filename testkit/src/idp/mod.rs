@@ -451,6 +451,11 @@ impl TestIdp {
         self.shared.state.lock().authorize_log.clone()
     }
 
+    /// How many refresh tokens the token endpoint has issued so far.
+    pub fn refresh_tokens_issued(&self) -> usize {
+        self.shared.state.lock().refresh.len()
+    }
+
     /// The form parameters of every `/token` request so far, in order,
     /// without the client's secret or assertion.
     pub fn token_requests(&self) -> Vec<Vec<(String, String)>> {
