@@ -437,7 +437,10 @@ async fn fetch_userinfo_merges_claims_the_id_token_lacks() {
     )
     .await;
     h.idp.set_id_token_overrides(json!({"groups": null}));
-    let refused = callback_answer(&h, &mut h.browser()).await;
+    let mut b = h.browser();
+    let back = callback_answer(&h, &mut b).await;
+    assert_eq!(back.status, StatusCode::FOUND, "{back:?}");
+    let refused = b.get(&back.location().unwrap()).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
 
     // A userinfo answer about another subject is refused.
