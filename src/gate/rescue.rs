@@ -282,7 +282,30 @@ fn with_headers(mut reply: Reply, e: Error, status: StatusCode) -> Reply {
 const RATE_LIMITED: &str = "Too many sign-in requests from your address; try again shortly";
 
 /// The table: the status and message of every error.
+/// The answers to refusals a provider profile brings (Entra ID tenants
+/// and group overage).
+fn provider_refusal(e: &Error) -> Option<(StatusCode, String)> {
+    match e {
+        Error::GroupsUnavailable => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "You are in more groups than your sign-in token can carry, and they could not be \
+             read from Microsoft Graph, so access cannot be checked. Please try again shortly; \
+             if this persists, ask your administrator to grant the application the User.Read \
+             permission."
+                .into(),
+        )),
+        Error::Oidc(oidc::Error::TenantNotAllowed) => Some((
+            StatusCode::FORBIDDEN,
+            "Access denied: accounts of your organization (tenant) are not allowed here".into(),
+        )),
+        _ => None,
+    }
+}
+
 fn status_and_message(e: &Error) -> (StatusCode, String) {
+    if let Some(answer) = provider_refusal(e) {
+        return answer;
+    }
     match e {
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "Authentication required".into()),
         Error::Forbidden { why: Forbid::User, .. } => (
@@ -312,7 +335,8 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
         Error::ProviderDenied(desc) => {
             (StatusCode::BAD_REQUEST, format!("Authentication error from provider: {desc}"))
         }
-        Error::RefreshUnavailable => (
+        // Answered by `provider_refusal`; the general 503 stands in.
+        Error::RefreshUnavailable | Error::GroupsUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The identity provider is unavailable; please try again shortly".into(),
         ),
@@ -327,18 +351,6 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             "Access denied: the identity provider has not verified your e-mail address".into(),
         ),
         Error::Identity(_) => (StatusCode::FORBIDDEN, "Access denied: no usable user identifier".into()),
-        Error::GroupsUnavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "You are in more groups than your sign-in token can carry, and they could not be \
-             read from Microsoft Graph, so access cannot be checked. Please try again shortly; \
-             if this persists, ask your administrator to grant the application the User.Read \
-             permission."
-                .into(),
-        ),
-        Error::Oidc(oidc::Error::TenantNotAllowed) => (
-            StatusCode::FORBIDDEN,
-            "Access denied: accounts of your organization (tenant) are not allowed here".into(),
-        ),
         Error::Oidc(o) if o.is_token_fault() => {
             (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
         }
