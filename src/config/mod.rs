@@ -229,7 +229,7 @@ impl Config {
         let registers = raw.registration.enabled() && raw.provider.client_id.trim().is_empty();
         let has_secret = registers || !raw.provider.client_secret.expose().is_empty();
         let client_auth_method = raw.client_auth.client_auth_method.clone();
-        let (profile, claim_keys) = profiles::select(&raw.provider, &raw.policy);
+        let selected = profiles::select(&raw.provider, &raw.policy);
         let provider::Parts {
             mut provider,
             mut scopes,
@@ -256,14 +256,8 @@ impl Config {
             security_outage_policy,
         } = session::settings(raw.session, endpoints.force_https, r);
         let mut policy = policy::settings(raw.policy, r);
-        provider.profile = profile;
-        profiles::settings(
-            raw.profiles,
-            &claim_keys,
-            &mut provider,
-            &mut policy.settings,
-            r,
-        );
+        let (p, pol) = (&mut provider, &mut policy.settings);
+        profiles::settings(raw.profiles, &selected, p, pol, r);
         let refresh = refresh::settings(raw.refresh, r);
         let bearer = bearer::settings(raw.bearer, audience.as_deref(), r);
         provider.introspection_url = bearer.introspection_url;

@@ -29,8 +29,11 @@ pub(super) struct Raw {
     pub(super) graph_url: Option<String>,
 }
 
-/// Which claim keys the file set (profile defaults apply to the others).
-pub(super) struct ClaimKeysSet {
+/// The profile in force and which claim keys the file set (profile
+/// defaults apply to the others).
+pub(super) struct Selected {
+    /// The profile.
+    pub(super) profile: &'static Profile,
     /// `userIdentifierClaim`.
     pub(super) identifier: bool,
     /// `roleClaimName`.
@@ -41,10 +44,7 @@ pub(super) struct ClaimKeysSet {
 
 /// The profile `providerType` names, or the one the issuer implies, and
 /// which claim keys the file sets.
-pub(super) fn select(
-    provider: &super::provider::Raw,
-    policy: &super::policy::Raw,
-) -> (&'static Profile, ClaimKeysSet) {
+pub(super) fn select(provider: &super::provider::Raw, policy: &super::policy::Raw) -> Selected {
     let profile = provider
         .provider_type
         .as_deref()
@@ -52,23 +52,24 @@ pub(super) fn select(
         .filter(|t| !t.is_empty())
         .and_then(profile::by_name)
         .unwrap_or_else(|| profile::detect(provider.provider_url.trim()));
-    let set = ClaimKeysSet {
+    Selected {
+        profile,
         identifier: policy.user_identifier_claim.is_some(),
         role: policy.role_claim_name.is_some(),
         group: policy.group_claim_name.is_some(),
-    };
-    (profile, set)
+    }
 }
 
 /// Validates the profile keys into the provider and policy settings.
 pub(super) fn settings(
     raw: Raw,
-    set: &ClaimKeysSet,
+    set: &Selected,
     provider: &mut ProviderSettings,
     policy: &mut PolicySettings,
     r: &mut Report,
 ) {
-    let p = provider.profile;
+    provider.profile = set.profile;
+    let p = set.profile;
     if !set.identifier
         && let Some(c) = p.identifier_claim
     {

@@ -223,7 +223,7 @@ fn page_kind(e: &Error) -> PageKind {
 /// Maps an engine error to the reply the client sees: JSON for API
 /// clients, otherwise the page of its [`PageKind`] from `settings.pages`.
 pub(crate) fn rescue(e: Error, view: &RequestView, settings: &GateSettings) -> Decision {
-    let (status, msg) = status_and_message(&e);
+    let (status, msg) = provider_refusal(&e).unwrap_or_else(|| status_and_message(&e));
     log(&e, status, logged_path(&view.path));
     let reply = if view.wants_json() {
         Reply::error(status, &msg, true)
@@ -239,7 +239,7 @@ pub(crate) fn rescue(e: Error, view: &RequestView, settings: &GateSettings) -> D
 
 /// The reply to `e` for a door that has no request view (a small HTML page).
 pub fn error_reply(e: Error) -> Reply {
-    let (status, msg) = status_and_message(&e);
+    let (status, msg) = provider_refusal(&e).unwrap_or_else(|| status_and_message(&e));
     log(&e, status, "-");
     with_headers(Reply::error(status, &msg, false), e, status)
 }
@@ -302,10 +302,8 @@ fn provider_refusal(e: &Error) -> Option<(StatusCode, String)> {
     }
 }
 
+/// The status and message of `e` (after [`provider_refusal`]).
 fn status_and_message(e: &Error) -> (StatusCode, String) {
-    if let Some(answer) = provider_refusal(e) {
-        return answer;
-    }
     match e {
         Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "Authentication required".into()),
         Error::Forbidden { why: Forbid::User, .. } => (
@@ -335,7 +333,6 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
         Error::ProviderDenied(desc) => {
             (StatusCode::BAD_REQUEST, format!("Authentication error from provider: {desc}"))
         }
-        // Answered by `provider_refusal`; the general 503 stands in.
         Error::RefreshUnavailable | Error::GroupsUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The identity provider is unavailable; please try again shortly".into(),
