@@ -23,8 +23,8 @@ use super::github::{self, GitHubSettings, GitHubUser};
 use super::http::{HttpSettings, build_client};
 use super::introspect;
 use super::jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, Jwks};
-use super::registration::RegistrationSettings;
 use super::profile::Profile;
+use super::registration::RegistrationSettings;
 use super::token::{TokenResponse, grant, revoke};
 use super::verify::{
     self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
