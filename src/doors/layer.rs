@@ -139,8 +139,13 @@ pub(crate) fn view_of<B>(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.ip());
     let owned_headers = std::mem::take(req.headers_mut());
     let headers = &owned_headers;
-    let believed = trusted.contains(peer);
     let bad = |msg: &str| Box::new(Reply::error(http::StatusCode::BAD_REQUEST, msg, false));
+    // RFC 9112 §3.2: two Host lines are refused; the gate would judge one
+    // host while the upstream, which receives both, may pick the other.
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Err(bad("More than one Host header"));
+    }
+    let believed = trusted.contains(peer);
     let fwd = |name: &str| {
         if believed {
             one_listed(headers, name).map_err(|()| bad(&format!("Conflicting {name} headers")))
@@ -431,6 +436,27 @@ mod tests {
     /// Every request allocates and moves the layer's future, which holds
     /// `Gate::decide`'s: its cold paths (login, callback, logout, refresh,
     /// bearer) must stay boxed, or it grows to ~14 KiB.
+    #[test]
+    fn two_host_headers_are_refused() {
+        let mut one = Request::builder()
+            .uri("/x")
+            .header(header::HOST, "app.example")
+            .body(())
+            .unwrap();
+        assert!(view_of(&mut one, &TrustedProxies::default(), ViewSource::Direct).is_ok());
+        let mut two = Request::builder()
+            .uri("/x")
+            .header(header::HOST, "app.example")
+            .header(header::HOST, "evil.example")
+            .body(())
+            .unwrap();
+        let refused = view_of(&mut two, &TrustedProxies::default(), ViewSource::Direct);
+        assert_eq!(
+            refused.err().map(|r| r.status),
+            Some(http::StatusCode::BAD_REQUEST)
+        );
+    }
+
     #[test]
     fn the_decide_future_stays_small() {
         let size = future_size(Gate::decide);
