@@ -14,13 +14,28 @@
 //! then open <http://127.0.0.1:3000/me>. `OIDC_SESSION_KEY` (32 bytes or more)
 //! replaces the example's fixed session key; `LISTEN` the listen address.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use oidcgate::clock::SystemClock;
 use oidcgate::config::Config;
-use oidcgate::doors::{OidcLayer, Principal, TrustedProxies, ViewSource};
+use oidcgate::doors::{OidcLayer, PeerAddr, Principal, TrustedProxies, ViewSource};
+
+/// Hands the connection's address to the gate, which keeps its per-address
+/// limits (failed bearer tokens, logins) per client only when it knows it.
+async fn peer_addr(
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().insert(PeerAddr(addr));
+    next.run(req).await
+}
 
 /// Answers everyone: `/public` is an excluded URL, so the gate lets it
 /// through without a session (and without an identity).
@@ -69,9 +84,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             gate,
             TrustedProxies::default(),
             ViewSource::Direct,
-        ));
+        ))
+        .layer(middleware::from_fn(peer_addr));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("open http://{listen}/me (and http://{listen}/public)");
-    axum::serve(listener, app).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

@@ -53,6 +53,11 @@ pub enum ViewSource {
 
 /// The gate as a tower layer. Cheap to clone: the gate and the trusted
 /// networks are shared.
+///
+/// The client's address comes from the [`PeerAddr`] request extension,
+/// which oidcgate's own server inserts; a service that embeds the layer
+/// inserts it from its connection info (`examples/axum.rs` shows how).
+/// Without it every caller is one address to the per-address limits.
 #[derive(Clone)]
 pub struct OidcLayer {
     gate: Gate,
@@ -144,6 +149,17 @@ pub(crate) fn view_of<B>(
     // host while the upstream, which receives both, may pick the other.
     if headers.get_all(header::HOST).iter().nth(1).is_some() {
         return Err(bad("More than one Host header"));
+    }
+    // An absolute-form request line names its own host: one that differs
+    // from `Host` would be judged for one host and forwarded for another.
+    if let (Some(authority), Some(host)) = (req.uri().authority(), headers.get(header::HOST)) {
+        if !authority
+            .as_str()
+            .as_bytes()
+            .eq_ignore_ascii_case(host.as_bytes())
+        {
+            return Err(bad("The request line and Host name different hosts"));
+        }
     }
     let believed = trusted.contains(peer);
     let fwd = |name: &str| {
@@ -453,6 +469,26 @@ mod tests {
         let refused = view_of(&mut two, &TrustedProxies::default(), ViewSource::Direct);
         assert_eq!(
             refused.err().map(|r| r.status),
+            Some(http::StatusCode::BAD_REQUEST)
+        );
+    }
+
+    #[test]
+    fn a_request_line_host_other_than_host_is_refused() {
+        let view = |uri: &str| {
+            let mut req = Request::builder()
+                .uri(uri)
+                .header(header::HOST, "app.example")
+                .body(())
+                .unwrap();
+            view_of(&mut req, &TrustedProxies::default(), ViewSource::Direct).map(|v| v.host)
+        };
+        assert_eq!(
+            view("http://APP.example/x").ok().as_deref(),
+            Some("APP.example")
+        );
+        assert_eq!(
+            view("http://evil.example/x").err().map(|r| r.status),
             Some(http::StatusCode::BAD_REQUEST)
         );
     }

@@ -187,6 +187,20 @@ impl Gate {
             return Err(Error::MethodNotAllowed("GET"));
         }
         if let Some(err) = view.query_param("error") {
+            // The provider's own words are shown only for a login this
+            // browser started: otherwise any link could put text of its
+            // choosing on the gate's page.
+            let ours = view.query_param("state").is_some_and(|state| {
+                self.inner
+                    .sessions
+                    .take_login(&view.headers, &state, self.now())
+                    .is_some()
+            });
+            if !ours {
+                return Err(Error::ProviderDenied(
+                    "the sign-in was not completed".to_owned(),
+                ));
+            }
             let desc = view.query_param("error_description").unwrap_or(err);
             let clean: String = desc
                 .chars()

@@ -371,6 +371,12 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "The session store is unavailable; please try again shortly".into(),
         ),
+        Error::Session(crate::session::Error::TooLarge { .. }) => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider's tokens are too large to keep in cookies; \
+             the operator can keep sessions server-side (sessionStore: redis)"
+                .into(),
+        ),
         Error::Session(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Session could not be stored".into()),
         Error::BearerRejected { .. } => {
             (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
@@ -465,6 +471,14 @@ mod tests {
             (
                 Error::SessionStore("down".into()),
                 StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                Error::Session(crate::session::Error::TooLarge {
+                    what: "session",
+                    needed: 38_682,
+                    max: 38_000,
+                }),
+                StatusCode::BAD_GATEWAY,
             ),
             (
                 Error::BearerRejected {

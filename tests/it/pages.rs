@@ -94,8 +94,28 @@ async fn forbidden_for_api_clients_stays_json() {
 async fn login_failed_page_escapes_what_the_provider_said() {
     let h = Harness::start(Door::Proxy, "").await;
     let mut b = h.browser();
+    let first = b.get_app("/dashboard").await;
+    let state = query_map(&first.location().expect("to the provider"))["state"].clone();
+    // A link made by someone else (no login of this browser's, or another
+    // state) cannot put its own words on the gate's page.
+    for forged in ["", "&state=someone-elses"] {
+        let r = b
+            .get_app(&format!(
+                "/oauth2/callback?error=access_denied&error_description=Call%20%2B1-555-0100{forged}"
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(!r.body.contains("555-0100"), "{}", r.body);
+        assert!(
+            r.body.contains("the sign-in was not completed"),
+            "{}",
+            r.body
+        );
+    }
     let r = b
-        .get_app("/oauth2/callback?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&code=used")
+        .get_app(&format!(
+            "/oauth2/callback?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&code=used&state={state}"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_own_page(&r, "login failed");
