@@ -130,8 +130,8 @@ async function gatePages(context) {
     if (page.url() !== target) throw new Error(`403 shown at ${page.url()}, not at ${target}`);
     await check('403', 403, landed, [cfg.account.email, 'Sign in as someone else', 'Sign out', 'Request ID'], 'page-403.png');
 
-    const failed = await page.goto(`${ops.origin}${cfg.paths.callback}?error=access_denied&error_description=The+user+cancelled+the+sign-in`);
-    await check('login failed', 400, failed, ['The user cancelled the sign-in', 'Sign in again'], 'page-login-failed.png');
+    const failed = await page.goto(`${ops.origin}${cfg.paths.callback}?error=access_denied&error_description=Call+this+number`);
+    await check('login failed', 400, failed, ['the sign-in was not completed', 'Sign in again'], 'page-login-failed.png');
 
     const out = await page.goto(`${ops.origin}/oauth2/sign_out`);
     await check('signed out', 200, out, ['You are signed out'], 'page-logged-out.png');
