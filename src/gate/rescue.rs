@@ -302,6 +302,22 @@ fn provider_refusal(e: &Error) -> Option<(StatusCode, String)> {
     }
 }
 
+/// The status and message of a session that could not be stored.
+fn session_status(e: &crate::session::Error) -> (StatusCode, String) {
+    match e {
+        crate::session::Error::TooLarge { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider's tokens are too large to keep in cookies; \
+             the operator can keep sessions server-side (sessionStore: redis)"
+                .into(),
+        ),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Session could not be stored".into(),
+        ),
+    }
+}
+
 /// The status and message of `e` (after [`provider_refusal`]).
 fn status_and_message(e: &Error) -> (StatusCode, String) {
     match e {
@@ -371,13 +387,7 @@ fn status_and_message(e: &Error) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "The session store is unavailable; please try again shortly".into(),
         ),
-        Error::Session(crate::session::Error::TooLarge { .. }) => (
-            StatusCode::BAD_GATEWAY,
-            "The identity provider's tokens are too large to keep in cookies; \
-             the operator can keep sessions server-side (sessionStore: redis)"
-                .into(),
-        ),
-        Error::Session(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Session could not be stored".into()),
+        Error::Session(e) => session_status(e),
         Error::BearerRejected { .. } => {
             (StatusCode::UNAUTHORIZED, "Authentication failed: token rejected".into())
         }
