@@ -278,6 +278,18 @@ impl Gate {
         &self.inner.policy
     }
 
+    /// Judges `id` by the access policy: a refusal names the rule and the
+    /// account it refused.
+    fn authorize(&self, id: &Identity) -> Result<(), Error> {
+        self.inner
+            .policy
+            .authorize(id)
+            .map_err(|why| Error::Forbidden {
+                why,
+                user: id.identifier.clone(),
+            })
+    }
+
     /// True once the provider has been discovered.
     pub fn is_ready(&self) -> bool {
         self.inner.provider.is_ready()
@@ -558,13 +570,7 @@ impl Gate {
             groups: session.groups.clone(),
             roles: session.roles.clone(),
         };
-        self.inner
-            .policy
-            .authorize(&id)
-            .map_err(|why| Error::Forbidden {
-                why,
-                user: id.identifier.clone(),
-            })?;
+        self.authorize(&id)?;
         if self.inner.sessions.carries_login(&view.headers) {
             // The login round trip is over: drop the loop counter.
             set_cookies.push(self.inner.sessions.clear_login(self.secure(view)));

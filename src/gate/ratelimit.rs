@@ -17,11 +17,12 @@
 //! user would share the proxy's address. IPv6 sources are counted per /64.
 //! Time comes from the injected [`Clock`](crate::clock::Clock).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::throttle::{bucket, millis};
 use crate::clock::SharedClock;
 
 /// Most source addresses one limiter tracks.
@@ -90,23 +91,6 @@ pub(super) fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// The key of `ip`: IPv4 as it is, IPv6 by its /64 network.
-fn bucket_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(
-                u128::from(v6) & 0xffff_ffff_ffff_ffff_0000_0000_0000_0000,
-            )),
-        },
-        v4 => v4,
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// One limiter: a bounded table of buckets. Cheap to share behind an `Arc`.
 pub(super) struct Limiter {
     interval_ms: u64,
@@ -143,7 +127,7 @@ impl Limiter {
         if is_internal(ip) {
             return Ok(());
         }
-        let key = bucket_key(ip);
+        let key = bucket(ip);
         let now = self.clock.now_ms();
         self.maybe_sweep(now);
         let tat = {

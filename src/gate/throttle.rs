@@ -84,9 +84,9 @@ impl std::fmt::Debug for Throttle {
     }
 }
 
-/// The key of `ip` in the table: IPv4 addresses as they are, IPv6 addresses
-/// by their /64 network.
-fn bucket(ip: IpAddr) -> IpAddr {
+/// The key of `ip` in a per-source table: IPv4 addresses as they are, IPv6
+/// addresses by their /64 network.
+pub(super) fn bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -98,7 +98,8 @@ fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+/// `d` in whole milliseconds, saturating.
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
