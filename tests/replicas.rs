@@ -187,14 +187,14 @@ async fn a_session_from_one_replica_works_on_the_other_and_logout_reaches_both()
     )
     .await;
     assert_eq!(out.status(), 302);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
     loop {
         if user_seen(&c, &a, &mut kept.clone()).await.is_none() {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "logout on B not enforced on A within 100 ms"
+            "logout on B not enforced on A within {PROPAGATION_BOUND:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -303,7 +303,7 @@ async fn server_side_sessions_keep_tokens_out_of_the_cookie_and_the_store() {
         &mut jar.clone(),
     )
     .await;
-    assert!(ended_within_100ms(&c, &a, &kept).await);
+    assert!(ended_soon(&c, &a, &kept).await);
     assert_eq!(cli(&["EXISTS", &session_key]).trim(), "0");
 }
 
@@ -334,14 +334,14 @@ async fn a_bearer_revocation_on_one_replica_is_enforced_on_the_other() {
     assert_eq!(call(a.base.clone()).await, 200);
     assert_eq!(call(b.base.clone()).await, 200);
     b.gate.revoke_token(&token).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
     loop {
         if call(a.base.clone()).await == 401 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "revocation on B not enforced on A within 100 ms"
+            "revocation on B not enforced on A within {PROPAGATION_BOUND:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -404,10 +404,15 @@ async fn post_logout_token(c: &reqwest::Client, r: &Replica, token: &str) -> req
         .status()
 }
 
-/// Polls (bounded) until `jar` no longer opens a session on `r`: replicas
-/// learn of another replica's write through pub/sub, within milliseconds.
-async fn ended_within_100ms(c: &reqwest::Client, r: &Replica, jar: &Jar) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+/// How long a test waits for one replica to enforce another's write. Replicas
+/// learn of it through pub/sub within milliseconds; the bound is generous so
+/// a busy machine cannot fail the test (speed is the benchmarks' job).
+const PROPAGATION_BOUND: Duration = Duration::from_secs(2);
+
+/// Polls (bounded by [`PROPAGATION_BOUND`]) until `jar` no longer opens a
+/// session on `r`.
+async fn ended_soon(c: &reqwest::Client, r: &Replica, jar: &Jar) -> bool {
+    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
     loop {
         if user_seen(c, r, &mut jar.clone()).await.is_none() {
             return true;
@@ -453,10 +458,7 @@ async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
     let sid = provider_sid(&jar);
     let token = idp.logout_token(Some(&sid), None);
     assert_eq!(post_logout_token(&c, &b, &token).await, 200);
-    assert!(
-        ended_within_100ms(&c, &a, &jar).await,
-        "session by sid ended"
-    );
+    assert!(ended_soon(&c, &a, &jar).await, "session by sid ended");
     // The same token again is a replay, on either replica.
     assert_eq!(post_logout_token(&c, &a, &token).await, 400);
     assert_eq!(post_logout_token(&c, &b, &token).await, 400);
@@ -468,10 +470,7 @@ async fn a_back_channel_logout_on_one_replica_ends_the_session_on_the_other() {
         post_logout_token(&c, &b, &idp.logout_token(None, Some("demo-user-1"))).await,
         200
     );
-    assert!(
-        ended_within_100ms(&c, &a, &older).await,
-        "session by sub ended"
-    );
+    assert!(ended_soon(&c, &a, &older).await, "session by sub ended");
     clock.advance(1);
     let newer = login(&c, &a).await;
     assert!(
@@ -725,7 +724,7 @@ async fn after_a_redis_restart_the_subscription_closes_the_breaker_and_logout_is
     .await;
     log_out(&c, &b, &jar).await;
     assert!(
-        ended_within_100ms(&c, &a, &jar).await,
+        ended_soon(&c, &a, &jar).await,
         "logout on B not enforced on A after the outage: {:?}",
         a.gate.caches().stats()
     );
@@ -766,7 +765,7 @@ async fn a_pushed_logout_is_enforced_from_memory_when_redis_reads_fail() {
     );
     log_out(&c, &b, &jar).await;
     assert!(
-        ended_within_100ms(&c, &a, &jar).await,
+        ended_soon(&c, &a, &jar).await,
         "the logout pushed to A is not enforced: {:?}",
         a.gate.caches().stats()
     );
