@@ -272,6 +272,22 @@ fn valid_host(h: &str) -> bool {
         && h.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
         })
+        && valid_port(h)
+}
+
+/// True when `h` has no port, or a port from 1 to 65535.
+fn valid_port(h: &str) -> bool {
+    let rest = match h.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((_, rest)) => rest,
+            None => return false,
+        },
+        None => h,
+    };
+    match rest.rsplit_once(':') {
+        None => true,
+        Some((_, port)) => port.parse::<u16>().is_ok_and(|p| p != 0),
+    }
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for OidcService<S>
@@ -491,6 +507,29 @@ mod tests {
             view("http://evil.example/x").err().map(|r| r.status),
             Some(http::StatusCode::BAD_REQUEST)
         );
+    }
+
+    #[test]
+    fn a_host_port_must_be_a_port() {
+        for ok in [
+            "app.example",
+            "app.example:8443",
+            "[::1]",
+            "[::1]:65535",
+            "127.0.0.1:1",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "app.example:99999",
+            "app.example:0",
+            "app.example:",
+            "a:b:c",
+            "[::1",
+            "[::1]:x",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
     }
 
     #[test]
