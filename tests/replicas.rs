@@ -412,16 +412,10 @@ const PROPAGATION_BOUND: Duration = Duration::from_secs(2);
 /// Polls (bounded by [`PROPAGATION_BOUND`]) until `jar` no longer opens a
 /// session on `r`.
 async fn ended_soon(c: &reqwest::Client, r: &Replica, jar: &Jar) -> bool {
-    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
-    loop {
-        if user_seen(c, r, &mut jar.clone()).await.is_none() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    testkit::wait::eventually(PROPAGATION_BOUND, || async {
+        user_seen(c, r, &mut jar.clone()).await.is_none()
+    })
+    .await
 }
 
 /// The provider's session id inside the gate's session cookie.
@@ -667,20 +661,16 @@ async fn a_back_channel_logout_is_recorded_before_its_jti_is_used_and_an_outage_
 /// replica recover within the test's bounds.
 const SLOW_RECOVERY: &str = "  healthCheckInterval: 30\n  circuitBreakerTimeout: 30\n";
 
-/// Polls `check` every 20 ms until it holds, for at most `bound`.
-async fn eventually<F, Fut>(bound: Duration, what: &str, mut check: F)
+/// Asserts `check` holds within `bound` (polled by [`testkit::wait::eventually`]).
+async fn eventually<F, Fut>(bound: Duration, what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + bound;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {bound:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        testkit::wait::eventually(bound, check).await,
+        "{what}: not within {bound:?}"
+    );
 }
 
 async fn log_out(c: &reqwest::Client, r: &Replica, jar: &Jar) {

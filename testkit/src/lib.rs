@@ -17,6 +17,7 @@ pub mod idp;
 pub mod redis;
 pub mod served;
 pub mod upstream;
+pub mod wait;
 
 mod jose;
 mod server;

@@ -10,8 +10,6 @@ use super::*;
 const START_BOUND: Duration = Duration::from_secs(30);
 /// How long a reload may take to show.
 const RELOAD_BOUND: Duration = Duration::from_secs(15);
-/// Pause between two polls.
-const POLL: Duration = Duration::from_millis(50);
 
 /// The gate process; killed when dropped.
 struct Process(Child);
@@ -41,24 +39,6 @@ fn write(path: &std::path::Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-/// Polls `check` until it returns true or `bound` passes.
-async fn eventually<F, Fut>(bound: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        if check().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 /// The value of the failed-reload counter in the exposition, if present.
@@ -103,7 +83,7 @@ async fn sighup_applies_a_new_rule_and_a_broken_file_changes_nothing() {
     let status = || async { bearer_request(&http, &url, &token).await.ok() };
 
     assert!(
-        eventually(START_BOUND, || async { status().await == Some(200) }).await,
+        testkit::wait::eventually(START_BOUND, || async { status().await == Some(200) }).await,
         "the gate did not start serving: {:?}",
         status().await
     );
@@ -111,7 +91,7 @@ async fn sighup_applies_a_new_rule_and_a_broken_file_changes_nothing() {
     write(&path, &refused);
     gate.hangup();
     assert!(
-        eventually(RELOAD_BOUND, || async { status().await == Some(403) }).await,
+        testkit::wait::eventually(RELOAD_BOUND, || async { status().await == Some(403) }).await,
         "the new allowedUsers did not apply: {:?}",
         status().await
     );
@@ -120,7 +100,7 @@ async fn sighup_applies_a_new_rule_and_a_broken_file_changes_nothing() {
     write(&path, "providerURL: [not, a, url]\nallowedUsers: {{\n");
     gate.hangup();
     assert!(
-        eventually(RELOAD_BOUND, || async {
+        testkit::wait::eventually(RELOAD_BOUND, || async {
             failed_reloads(&http, &metrics).await == Some(1)
         })
         .await,
@@ -133,7 +113,7 @@ async fn sighup_applies_a_new_rule_and_a_broken_file_changes_nothing() {
     write(&path, &allowed);
     gate.hangup();
     assert!(
-        eventually(RELOAD_BOUND, || async { status().await == Some(200) }).await,
+        testkit::wait::eventually(RELOAD_BOUND, || async { status().await == Some(200) }).await,
         "a good file after a broken one did not apply"
     );
     drop(gate);
