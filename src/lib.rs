@@ -87,19 +87,35 @@ pub fn assemble_with(
     clock: clock::SharedClock,
     metrics: telemetry::metrics::Metrics,
 ) -> Result<gate::Gate, BuildError> {
-    let provider =
-        oidc::Provider::with_metrics(cfg.provider.clone(), clock.clone(), metrics.clone())?;
-    let sessions = session::SessionCodec::new(cfg.session.clone())?;
-    let policy = policy::Policy::new(cfg.policy.clone());
-    Ok(gate::Gate::new(
-        cfg.gate.clone(),
-        provider,
-        sessions,
-        policy,
-        caches,
-        clock,
-        metrics,
-    ))
+    let one = |gate: &gate::GateSettings,
+               provider: &oidc::ProviderSettings,
+               session: &session::SessionSettings,
+               policy: &policy::PolicySettings|
+     -> Result<gate::Gate, BuildError> {
+        let provider =
+            oidc::Provider::with_metrics(provider.clone(), clock.clone(), metrics.clone())?;
+        let sessions = session::SessionCodec::new(session.clone())?;
+        Ok(gate::Gate::new(
+            gate.clone(),
+            provider,
+            sessions,
+            policy::Policy::new(policy.clone()),
+            caches.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ))
+    };
+    let default = one(&cfg.gate, &cfg.provider, &cfg.session, &cfg.policy)?;
+    if cfg.providers.is_empty() {
+        return Ok(default);
+    }
+    // Several providers: one gate each, sharing caches, clock and metrics.
+    let mut named = Vec::with_capacity(cfg.providers.len());
+    for e in &cfg.providers {
+        let g = one(&e.gate, &e.provider, &e.session, &e.policy)?;
+        named.push((e.name.clone(), e.routes.clone(), g));
+    }
+    Ok(default.with_providers(named))
 }
 
 /// Serves `gate` on `listener` until `shutdown` completes. Discovery is

@@ -8,7 +8,8 @@
 //! every type error and unknown key with its full key path. Then one function
 //! per concern (`provider`, `client_auth`, `github`, `registration`,
 //! `session`, `endpoints`, `policy`, `refresh`, `bearer`, `redis`, `doors`,
-//! `limits`, `inert`, `headers`) turns its raw part into settings,
+//! `limits`, `inert`, `headers`) turns its raw part into settings, and
+//! `providers` validates each named provider against the top level,
 //! reporting every refusal into one report. A file with problems gives all
 //! of them at once ([`ConfigErrors`]); keys accepted without effect give one
 //! [`ConfigWarning`] each, which the caller logs once logging is set up.
@@ -34,6 +35,7 @@ mod limits;
 mod policy;
 mod profiles;
 mod provider;
+mod providers;
 mod raw;
 mod redis;
 mod refresh;
@@ -47,6 +49,7 @@ use std::path::Path;
 pub use bearer::{MAX_BEARER_THROTTLE_SECONDS, MAX_IDENTIFIER_LENGTH_LIMIT};
 pub use client_auth::DEFAULT_ASSERTION_ALG;
 pub use endpoints::{DEFAULT_BACKCHANNEL_PATH, DEFAULT_FRONTCHANNEL_PATH};
+pub use providers::ProviderEntry;
 pub use raw::{ENV_KEYS, EnvKind, env_name, known_keys};
 
 use crate::cache::CacheSettings;
@@ -184,6 +187,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Metrics listener and reload settings.
     pub ops: crate::doors::OpsSettings,
+    /// The named providers (`providers:`), each chosen by its routes; the
+    /// top-level provider answers requests no route matches.
+    pub providers: Vec<ProviderEntry>,
     /// Keys accepted without (full) effect, to be logged once logging is up.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -206,11 +212,20 @@ impl Config {
     ) -> Result<Self, ConfigErrors> {
         let block = document::block(text, env)?;
         let mut report = Report::default();
-        let raw = raw::RawConfig::from_mapping(block, &mut report);
+        let top = block.clone();
+        let mut raw = raw::RawConfig::from_mapping(block, &mut report);
+        let entries = std::mem::take(&mut raw.providers);
         let config = Self::from_raw(raw, env, &mut report);
+        let top = providers::TopLevel {
+            block: &top,
+            config: &config,
+            env,
+        };
+        let providers = providers::settings(entries, &top, &mut report);
         if report.errors.is_empty() {
             Ok(Self {
                 warnings: report.warnings,
+                providers,
                 ..config
             })
         } else {
@@ -325,6 +340,7 @@ impl Config {
             log_level: doors.log_level,
             log_format: doors.log_format,
             ops: doors.ops,
+            providers: Vec::new(),
             warnings: Vec::new(),
         }
     }

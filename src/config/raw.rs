@@ -21,7 +21,7 @@ use serde_norway::{Mapping, Value};
 
 use super::{
     Report, bearer, client_auth, doors, endpoints, github, headers, inert, limits, policy,
-    profiles, provider, redis, refresh, registration, session,
+    profiles, provider, providers, redis, refresh, registration, session,
 };
 
 /// The block, split by concern.
@@ -42,6 +42,7 @@ pub(super) struct RawConfig {
     pub(super) github: github::Raw,
     pub(super) registration: registration::Raw,
     pub(super) profiles: profiles::Raw,
+    pub(super) providers: providers::Raw,
 }
 
 /// Every top-level key the configuration accepts, sorted. Lists the same
@@ -63,6 +64,7 @@ pub fn known_keys() -> Vec<&'static str> {
         field_names::<github::Raw>(),
         field_names::<registration::Raw>(),
         field_names::<profiles::Raw>(),
+        field_names::<providers::Raw>(),
     ]
     .concat();
     keys.sort_unstable();
@@ -88,6 +90,7 @@ impl RawConfig {
             github: take(&mut block, &[], r),
             registration: take(&mut block, &registration::nested_blocks(), r),
             profiles: take(&mut block, &[], r),
+            providers: take(&mut block, &[], r),
         };
         let known = known_keys();
         for (k, _) in &block {

@@ -563,7 +563,7 @@ impl Gate {
             max_age: Duration::MAX,
         };
         let key = token_key(token);
-        let answer = match self.introspected(token, &key, &x).await {
+        let answer = match self.introspected(token, &self.scoped(&key), &x).await {
             Ok(answer) => answer,
             Err(Failure::Unavailable(e)) => return Err(unavailable(&e)),
             Err(Failure::Reject(r)) => return Err(unavailable(&r)),
@@ -574,6 +574,19 @@ impl Gate {
                 tracing::debug!(token = %TokenHash::of(token), %reason, "session access token refused by introspection");
                 Ok(false)
             }
+        }
+    }
+
+    /// The key of a token's cached verdicts (claims, introspection answer)
+    /// for this provider: a verdict one provider cached never counts for
+    /// another. Revocation marks stay unscoped (a revoked token is revoked
+    /// everywhere).
+    fn scoped(&self, key: &CacheKey) -> CacheKey {
+        let scope = self.mark_scope();
+        if scope.is_empty() {
+            key.clone()
+        } else {
+            CacheKey::hashed(&format!("{scope}{}", key.as_str()))
         }
     }
 
@@ -607,14 +620,14 @@ impl Gate {
         };
         let key = token_key(token);
         let claims = if is_compact_jws(token) {
-            let claims = self.jwt_claims(token, &key, &x).await?;
+            let claims = self.jwt_claims(token, &self.scoped(&key), &x).await?;
             if s.require_introspection {
-                let answer = self.introspected(token, &key, &x).await?;
+                let answer = self.introspected(token, &self.scoped(&key), &x).await?;
                 check_introspection(&answer, &x)?;
             }
             claims
         } else if s.allow_opaque {
-            let answer = self.introspected(token, &key, &x).await?;
+            let answer = self.introspected(token, &self.scoped(&key), &x).await?;
             check_introspection(&answer, &x)?;
             answer
         } else {

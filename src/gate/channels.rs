@@ -39,9 +39,35 @@ pub(super) fn frontchannel_throttle_settings() -> super::throttle::ThrottleSetti
     }
 }
 
-/// The record of a provider session id this gate issued a session for.
-fn provider_session_key(idp_sid: &str) -> CacheKey {
-    CacheKey::hashed(&format!("idp-session:{idp_sid}"))
+/// The record of a provider session id this gate issued a session for
+/// (`scope`: [`Gate::mark_scope`]).
+fn provider_session_key(scope: &str, idp_sid: &str) -> CacheKey {
+    CacheKey::hashed(&format!("{scope}idp-session:{idp_sid}"))
+}
+
+/// The `iss` and `aud` of a back-channel logout body's token, read without
+/// verification: only to choose which provider verifies it.
+pub(super) fn peek_issuer_and_audience(body: &[u8]) -> Option<(String, Vec<String>)> {
+    use base64::Engine as _;
+    let token = url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+        .or_else(|| std::str::from_utf8(body).ok().map(|s| s.trim().to_owned()))?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = claims.get("iss")?.as_str()?.to_owned();
+    let aud = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some((iss, aud))
 }
 
 /// Whether a subject logout recorded at `logout_at` ends a session created
@@ -58,7 +84,14 @@ impl Gate {
     /// the raw token). 200 when sessions were ended; 400 for a token that is
     /// invalid or was already used; 503 when the provider or the shared store
     /// cannot answer (the token stays usable for the provider's retry).
+    /// With several providers, the token goes to the provider it names.
     pub async fn backchannel_logout(&self, body: &[u8]) -> Decision {
+        self.chosen_for_logout_token(body)
+            .backchannel_here(body)
+            .await
+    }
+
+    async fn backchannel_here(&self, body: &[u8]) -> Decision {
         match self.backchannel_inner(body).await {
             Ok(()) => Decision::Respond(Reply::new(StatusCode::OK, "text/plain", String::new())),
             Err(e) => {
@@ -199,7 +232,7 @@ impl Gate {
             return;
         };
         let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
-        let key = provider_session_key(idp_sid);
+        let key = provider_session_key(&self.mark_scope(), idp_sid);
         if let Err(e) = self
             .inner
             .caches
@@ -213,7 +246,10 @@ impl Gate {
     async fn issued_provider_session(&self, idp_sid: &str) -> bool {
         self.inner
             .caches
-            .exists(Namespace::ProviderSession, &provider_session_key(idp_sid))
+            .exists(
+                Namespace::ProviderSession,
+                &provider_session_key(&self.mark_scope(), idp_sid),
+            )
             .await
             .unwrap_or(false)
     }
@@ -225,9 +261,10 @@ impl Gate {
     ) -> Result<(), Error> {
         let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
         let now = self.now();
+        let scope = self.mark_scope();
         for key in [
-            sid.map(|s| format!("idp-sid:{s}")),
-            sub.map(|s| format!("sub:{s}")),
+            sid.map(|s| format!("{scope}idp-sid:{s}")),
+            sub.map(|s| format!("{scope}sub:{s}")),
         ]
         .into_iter()
         .flatten()
@@ -252,9 +289,13 @@ impl Gate {
         let Ok(own) = CacheKey::new(format!("sid:{}", session.sid)) else {
             return Ok(false);
         };
-        let mut keys = vec![own, CacheKey::hashed(&format!("sub:{}", session.subject))];
+        let scope = self.mark_scope();
+        let mut keys = vec![
+            own,
+            CacheKey::hashed(&format!("{scope}sub:{}", session.subject)),
+        ];
         if let Some(idp_sid) = &session.idp_sid {
-            keys.push(CacheKey::hashed(&format!("idp-sid:{idp_sid}")));
+            keys.push(CacheKey::hashed(&format!("{scope}idp-sid:{idp_sid}")));
         }
         let caches = &self.inner.caches;
         let reads = futures_util::future::join_all(

@@ -3,7 +3,7 @@
 //! Owns the report's shape (the one the traefikoidc Redis guide documents:
 //! `status`, `cache.mode`, `cache.redis.{connected,latency,pool}`,
 //! `cache.memory.{entries,size}`, `cache.circuit_breaker.{state,failures}`,
-//! plus `provider`) and the rule that picks the status. Must not: call the
+//! plus `provider`, and `providers` by name when there are several) and the rule that picks the status. Must not: call the
 //! network (the report reads state the background health checks keep), or
 //! include anything secret.
 
@@ -35,8 +35,11 @@ pub struct Health {
     pub status: Status,
     /// The cache layer.
     pub cache: CacheHealth,
-    /// The identity provider.
+    /// The identity provider (the top-level, default one).
     pub provider: ProviderHealth,
+    /// Each named provider (`providers:`), by name; absent with one provider.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub providers: std::collections::BTreeMap<String, ProviderHealth>,
 }
 
 /// The cache layer's part of the report.
@@ -145,7 +148,20 @@ impl Gate {
         });
         let provider = &self.inner.provider;
         let discovered = provider.is_ready();
-        let status = if !discovered {
+        let providers: std::collections::BTreeMap<String, ProviderHealth> = self
+            .named
+            .iter()
+            .map(|n| {
+                let p = &n.gate.inner.provider;
+                let report = ProviderHealth {
+                    discovered: p.is_ready(),
+                    jwks_age_seconds: p.jwks_age_ms().map(|ms| ms / 1000),
+                };
+                (n.name.clone(), report)
+            })
+            .collect();
+        // Any provider that cannot serve logins makes the gate unhealthy.
+        let status = if !discovered || providers.values().any(|p| !p.discovered) {
             Status::Unhealthy
         } else if has_redis
             && (!stats.redis_healthy
@@ -168,6 +184,7 @@ impl Gate {
                 discovered,
                 jwks_age_seconds: provider.jwks_age_ms().map(|ms| ms / 1000),
             },
+            providers,
         }
     }
 }

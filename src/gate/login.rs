@@ -95,7 +95,7 @@ impl Gate {
         }
         let discovered = self.inner.provider.discovered().await?;
         let meta = discovered.metadata();
-        let state = random_token(STATE_BYTES)?;
+        let state = self.new_state()?;
         let nonce = random_token(STATE_BYTES)?;
         let verifier = if s.pkce {
             Some(random_token(PKCE_VERIFIER_BYTES)?)
@@ -160,6 +160,16 @@ impl Gate {
         Ok(Decision::Redirect {
             location: url.to_string(),
             set_cookies,
+        })
+    }
+
+    /// A fresh `state`. The callback is shared by every provider of the
+    /// gate: a named provider's state starts with its name.
+    fn new_state(&self) -> Result<String, Error> {
+        let random = random_token(STATE_BYTES)?;
+        Ok(match &self.inner.settings.provider_name {
+            Some(name) => format!("{name}{}{random}", super::STATE_NAME_SEPARATOR),
+            None => random,
         })
     }
 

@@ -20,6 +20,7 @@ mod logout;
 mod observe;
 mod outage;
 mod pages;
+mod providers;
 mod ratelimit;
 mod redirect;
 mod refresh;
@@ -49,6 +50,10 @@ pub use health::{
 pub use logout::DEFAULT_LOGOUT_REVOCATION_TIMEOUT;
 pub use outage::OutagePolicy;
 pub use pages::{MAX_TEMPLATE_BYTES, PageData, PageKind, Pages, TemplateError, Var};
+pub use providers::{
+    DEFAULT_PROVIDER_NAME, MAX_PROVIDER_NAME_BYTES, Route, STATE_NAME_SEPARATOR,
+    valid_provider_name,
+};
 pub use ratelimit::{
     DEFAULT_RATE_LIMIT_MAX_ENTRIES, RATE_LIMIT_SWEEP_INTERVAL, Rate, RateLimitSettings,
 };
@@ -155,6 +160,10 @@ pub struct GateSettings {
     /// Token buckets per source address on new logins and the gate's own
     /// endpoints (`perSourceLoginRateLimit`, `rateLimit`); off by default.
     pub rate_limits: RateLimitSettings,
+    /// The name of this provider when it is one of several (`providers:`
+    /// entries); `None` for the top-level (default) provider. It starts the
+    /// login `state` and scopes the gate's marks in the shared caches.
+    pub provider_name: Option<String>,
 }
 
 impl Default for GateSettings {
@@ -183,6 +192,7 @@ impl Default for GateSettings {
             allow_unauthenticated_preflight: false,
             pages: Pages::builtin(),
             rate_limits: RateLimitSettings::default(),
+            provider_name: None,
         }
     }
 }
@@ -191,6 +201,8 @@ impl Default for GateSettings {
 #[derive(Clone)]
 pub struct Gate {
     inner: Arc<Inner>,
+    /// The other providers (`providers:`), chosen by route.
+    named: providers::NamedProviders,
 }
 
 struct Inner {
@@ -250,6 +262,7 @@ impl Gate {
                 frontchannel_throttle,
                 rate_limits,
             }),
+            named: Arc::new([]),
         }
     }
 
@@ -290,24 +303,30 @@ impl Gate {
             })
     }
 
-    /// True once the provider has been discovered.
+    /// True once every provider has been discovered.
     pub fn is_ready(&self) -> bool {
-        self.inner.provider.is_ready()
+        self.all_gates().all(|g| g.inner.provider.is_ready())
     }
 
-    /// Discovers the provider now (used at start-up; failures are retried
-    /// later on demand).
+    /// Discovers every provider now (used at start-up; failures are
+    /// retried later on demand). The first failure, once all were tried.
     pub async fn warm_up(&self) -> Result<(), Error> {
-        self.inner
-            .provider
-            .discovered()
-            .await
-            .map(|_| ())
-            .map_err(Error::from)
+        let all =
+            futures_util::future::join_all(self.all_gates().map(|g| g.inner.provider.discovered()))
+                .await;
+        for r in all {
+            r.map_err(Error::from)?;
+        }
+        Ok(())
     }
 
-    /// Decides what happens to one request.
+    /// Decides what happens to one request, at the provider chosen for it.
     pub async fn decide(&self, view: &RequestView) -> Decision {
+        self.chosen(view).decide_here(view).await
+    }
+
+    /// Decides what happens to one request at this provider.
+    async fn decide_here(&self, view: &RequestView) -> Decision {
         let decision = match self.decide_inner(view).await {
             Ok(d) => self.finish_allow(d),
             Err(e) => {
@@ -357,7 +376,11 @@ impl Gate {
             headers.remove(http::header::AUTHORIZATION);
         }
         if allow.strip_auth_cookies {
-            self.inner.sessions.strip_own_cookie_headers(headers);
+            // Every provider's cookies: a session made through one provider
+            // never reaches the upstream of another.
+            for g in self.all_gates() {
+                g.inner.sessions.strip_own_cookie_headers(headers);
+            }
         }
         if allow.principal.is_some() {
             for (k, v) in &allow.upstream_headers {

@@ -14,6 +14,7 @@ mod hardening;
 mod headers;
 mod layer;
 mod login;
+mod multi;
 mod pages;
 mod providers;
 mod support;

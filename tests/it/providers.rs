@@ -458,3 +458,137 @@ async fn fetch_userinfo_merges_claims_the_id_token_lacks() {
     let refused = callback_answer(&h, &mut h.browser()).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
 }
+
+/// Okta's custom authorization server: issuer `https://{domain}/oauth2/default`
+/// with every endpoint under it, JWT access tokens for `api://default`,
+/// groups in the ID token. Its profile asks for refresh tokens with the
+/// `offline_access` scope (Okta issues none without it) and verifies the
+/// access token against the configured audience; logout sends the ID token
+/// as `id_token_hint` (Okta's `/v1/logout` requires it).
+#[tokio::test]
+async fn okta_login_through_its_custom_authorization_server() {
+    let mut user = TestUser::new("00u1abcd2EFGH3ijk4x7", "olga@example.com");
+    user.groups = vec!["Everyone".into(), "Admins".into()];
+    let cfg = IdpConfig {
+        issuer_path: "/oauth2/default".into(),
+        api_audience: "api://default".into(),
+        user,
+        ..IdpConfig::default()
+    };
+    let h = Harness::start_with(
+        Door::Proxy,
+        cfg,
+        "providerType: okta\naudience: api://default\nallowedRolesAndGroups: [Admins]\n",
+    )
+    .await;
+    assert!(h.idp.issuer().ends_with("/oauth2/default"));
+    let mut b = h.browser();
+    let trace = b.login(&h, "/").await;
+    assert_eq!(trace.landed.status, StatusCode::OK, "{:?}", trace.landed);
+    let id = trace.landed.identity(Door::Proxy);
+    assert_eq!(id["x-forwarded-user"], "olga@example.com");
+    assert_eq!(id["x-user-groups"], "Everyone,Admins");
+    let scope = query_map(&trace.authorize)["scope"].clone();
+    assert!(scope.split(' ').any(|s| s == "offline_access"), "{scope}");
+    assert_eq!(h.idp.refresh_tokens_issued(), 1);
+
+    let out = b.get_app("/oauth2/sign_out").await;
+    assert_eq!(out.status, StatusCode::FOUND, "{out:?}");
+    let to = out.location().unwrap();
+    assert!(to.as_str().starts_with(&h.idp.issuer()), "{to}");
+    assert!(query_map(&to).contains_key("id_token_hint"), "{to}");
+
+    // An access token for another audience fails the login.
+    let h = Harness::start_with(
+        Door::Proxy,
+        IdpConfig {
+            issuer_path: "/oauth2/default".into(),
+            api_audience: "api://other".into(),
+            ..IdpConfig::default()
+        },
+        "providerType: okta\naudience: api://default\n",
+    )
+    .await;
+    let refused = callback_answer(&h, &mut h.browser()).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+}
+
+/// authentik: one issuer per application, `/application/o/{slug}/` with a
+/// trailing slash in discovery and in every token, groups in the ID token.
+/// The configured URL (without the slash) matches it, and no `resource`
+/// parameter is sent (authentik refuses resource indicators).
+#[tokio::test]
+async fn authentik_login_with_its_per_application_issuer() {
+    let mut user = TestUser::new("7f2d1c0b9a8e", "aki@example.com");
+    user.preferred_username = Some("aki".into());
+    user.groups = vec!["authentik Admins".into()];
+    let cfg = IdpConfig {
+        issuer_path: "/application/o/grafana".into(),
+        advertised_issuer: Some("{base}/application/o/grafana/".into()),
+        token_issuer: Some("{base}/application/o/grafana/".into()),
+        user,
+        ..IdpConfig::default()
+    };
+    let h = Harness::start_with(
+        Door::Proxy,
+        cfg,
+        "providerType: authentik\nuserIdentifierClaim: preferred_username\n\
+         allowedRolesAndGroups: [authentik Admins]\n",
+    )
+    .await;
+    let trace = h.browser().login(&h, "/").await;
+    assert_eq!(trace.landed.status, StatusCode::OK, "{:?}", trace.landed);
+    let id = trace.landed.identity(Door::Proxy);
+    assert_eq!(id["x-forwarded-user"], "aki");
+    assert_eq!(id["x-user-groups"], "authentik Admins");
+    let q = query_map(&trace.authorize);
+    assert!(!q.contains_key("resource"), "{q:?}");
+    assert!(
+        q["scope"].split(' ').any(|s| s == "offline_access"),
+        "{q:?}"
+    );
+}
+
+/// Zitadel: project roles in `urn:zitadel:iam:org:project:roles` as a map
+/// `{role: {orgId: orgDomain}}`, opaque access tokens. Its profile reads
+/// the role names from that claim's keys; without the profile the same
+/// user has no roles and is refused.
+#[tokio::test]
+async fn zitadel_login_reads_project_roles_from_its_map() {
+    let mut user = TestUser::new("230984570912830495", "zoe@example.com");
+    user.extra = object(json!({
+        "urn:zitadel:iam:org:project:roles": {
+            "admin": {"231848297847848": "acme.zitadel.cloud"},
+            "viewer": {"231848297847848": "acme.zitadel.cloud"},
+        },
+    }));
+    let cfg = IdpConfig {
+        access_token_format: testkit::AccessTokenFormat::Opaque,
+        user,
+        ..IdpConfig::default()
+    };
+    let h = Harness::start_with(
+        Door::ForwardAuth,
+        cfg.clone(),
+        "providerType: zitadel\nallowedRolesAndGroups: [admin]\n",
+    )
+    .await;
+    let trace = h.browser().login(&h, "/").await;
+    assert_eq!(trace.landed.status, StatusCode::OK, "{:?}", trace.landed);
+    assert_eq!(
+        trace.landed.identity(Door::ForwardAuth)["x-user-roles"],
+        "admin,viewer"
+    );
+
+    let h = Harness::start_with(
+        Door::Proxy,
+        cfg,
+        "providerType: oidc\nallowedRolesAndGroups: [admin]\n",
+    )
+    .await;
+    let mut b = h.browser();
+    let back = callback_answer(&h, &mut b).await;
+    assert_eq!(back.status, StatusCode::FOUND, "{back:?}");
+    let refused = b.get(&back.location().unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+}

@@ -368,6 +368,9 @@ pub(crate) struct Browser {
     door: Door,
     gate: SocketAddr,
     idp: SocketAddr,
+    /// Further providers the browser may be sent to (several providers in
+    /// one gate).
+    other_idps: Vec<SocketAddr>,
     origin: String,
     /// Headers sent with every request to the application.
     pub(crate) extra_headers: Vec<(String, String)>,
@@ -382,6 +385,7 @@ impl Browser {
             door,
             gate: gate.addr(),
             idp: idp.addr(),
+            other_idps: Vec::new(),
             origin: app_origin(door, gate),
             extra_headers: Vec::new(),
         }
@@ -396,6 +400,7 @@ impl Browser {
             door,
             gate: gate.addr(),
             idp: provider,
+            other_idps: Vec::new(),
             origin: app_origin(door, gate),
             extra_headers: Vec::new(),
         }
@@ -409,9 +414,20 @@ impl Browser {
             door: self.door,
             gate: gate.addr(),
             idp: self.idp,
+            other_idps: self.other_idps.clone(),
             origin: app_origin(self.door, gate),
             extra_headers: self.extra_headers.clone(),
         }
+    }
+
+    /// Lets the browser log in at `idp` too (a gate with several providers).
+    pub(crate) fn also_at(&mut self, idp: &TestIdp) {
+        self.other_idps.push(idp.addr());
+    }
+
+    fn is_provider(&self, authority: &str) -> bool {
+        authority == self.idp.to_string()
+            || self.other_idps.iter().any(|a| a.to_string() == authority)
     }
 
     /// Visits the application over `https://` from now on (the front
@@ -498,7 +514,7 @@ impl Browser {
             url.host_str().unwrap_or(""),
             url.port_or_known_default().unwrap_or(80)
         );
-        if authority == self.idp.to_string() {
+        if self.is_provider(&authority) {
             // The provider sets no cookies and gets none of the gate's.
             let resp = self.http.request(method, url.clone()).send().await.unwrap();
             return into_resp(url.clone(), resp).await;
@@ -604,7 +620,7 @@ impl Browser {
             let authority = format!("{}:{}", loc.host_str()?, loc.port_or_known_default()?);
             let known = loc.host_str() == Some(APP_HOST)
                 || authority == self.gate.to_string()
-                || authority == self.idp.to_string();
+                || self.is_provider(&authority);
             return known.then_some(loc);
         }
         if self.door == Door::AuthRequest && resp.status == StatusCode::UNAUTHORIZED {
