@@ -251,6 +251,7 @@ impl Config {
             override_scopes,
             pkce,
             audience: gate_audience,
+            strict_audience,
             extra_auth_params,
         } = provider::settings(raw.provider, registers, r);
         client_auth::settings(raw.client_auth, has_secret, &mut provider, r);
@@ -315,6 +316,7 @@ impl Config {
             excluded: endpoints.excluded,
             allowed_redirect_hosts: endpoints.allowed_redirect_hosts,
             audience: gate_audience,
+            strict_audience,
             extra_auth_params,
             strip_auth_cookies: policy.strip_auth_cookies,
             strip_authorization_header: bearer.strip_authorization,

@@ -3,11 +3,10 @@
 //! parameters) and endpoint overrides. Client authentication has its own
 //! file (`client_auth`).
 //!
-//! Owns the refusals of these keys. The plugin's provider keys that oidcgate
-//! does not act on yet (`resource`, `strictAudienceValidation`,
-//! `oidcEndSessionURL`) are
-//! accepted, checked where a check is possible, and named in a warning when
-//! set; each is a field here, ready to be wired.
+//! Owns the refusals of these keys. `resource` (RFC 8707) is checked here:
+//! an absolute URI without a fragment, never overridden by
+//! `extraAuthParams`. The plugin's `oidcEndSessionURL`, which oidcgate does
+//! not act on yet, is accepted, checked, and named in a warning when set.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,9 +36,6 @@ pub(super) const PROVIDER_TYPES: &[&str] = &[
 
 /// Longest accepted `providerTimeout` / `providerConnectTimeout`, seconds.
 const MAX_PROVIDER_TIMEOUT_SECONDS: u64 = 300;
-
-/// Warning text of a key accepted before it has an effect.
-pub(super) const NOT_YET_EFFECTIVE: &str = "accepted, not yet effective in oidcgate";
 
 /// The provider keys as written.
 #[derive(Default, Deserialize)]
@@ -114,6 +110,8 @@ pub(super) struct Parts {
     pub(super) pkce: bool,
     /// Expected access-token audience.
     pub(super) audience: Option<String>,
+    /// `strictAudienceValidation`.
+    pub(super) strict_audience: bool,
     /// Extra authorization-request parameters.
     pub(super) extra_auth_params: Vec<(String, String)>,
 }
@@ -158,19 +156,75 @@ pub(super) fn settings(mut raw: Raw, registers: bool, r: &mut Report) -> Parts {
         r,
     );
     warn_not_yet_effective(&raw, r);
+    let resource = resource(raw.resource.as_deref(), oidc, r);
+    let extra_auth_params = extra_auth_params(
+        std::mem::take(&mut raw.extra_auth_params),
+        resource.is_some(),
+        r,
+    );
 
     let mut provider =
         ProviderSettings::new(&issuer, raw.client_id.trim(), raw.client_secret.expose());
     provider.http = http;
     provider.revocation_url = optional_url("revocationURL", raw.revocation_url.as_deref(), r);
+    provider.resource = resource;
     Parts {
         provider,
         scopes,
         override_scopes: raw.override_scopes,
         pkce: raw.enable_pkce.unwrap_or(true),
         audience: raw.audience.filter(|a| !a.is_empty()),
-        extra_auth_params: raw.extra_auth_params.into_iter().collect(),
+        strict_audience: raw.strict_audience_validation,
+        extra_auth_params,
     }
+}
+
+/// `resource` (RFC 8707 §2): an absolute URI without a fragment; empty
+/// means unset. GitHub's OAuth endpoints know no resource indicators.
+fn resource(v: Option<&str>, oidc: bool, r: &mut Report) -> Option<String> {
+    let v = v.map(str::trim).filter(|v| !v.is_empty())?;
+    let absolute = url::Url::parse(v).is_ok();
+    if !absolute {
+        r.error(
+            "resource",
+            format!("{v:?} must be an absolute URI (RFC 8707), such as https://api.example.com"),
+        );
+        return None;
+    }
+    if v.contains('#') {
+        r.error("resource", "must not contain a fragment (#...) (RFC 8707)");
+        return None;
+    }
+    if !oidc {
+        r.error(
+            "resource",
+            "is not supported with GitHub login (GitHub knows no resource indicators)",
+        );
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+/// `extraAuthParams`, without a `resource` entry when the `resource` key
+/// is set: that key alone says which resource is asked for.
+fn extra_auth_params(
+    params: BTreeMap<String, String>,
+    resource_set: bool,
+    r: &mut Report,
+) -> Vec<(String, String)> {
+    params
+        .into_iter()
+        .filter(|(k, _)| {
+            let shadowed = resource_set && k == "resource";
+            if shadowed {
+                r.warn(
+                    "extraAuthParams.resource",
+                    "ignored: the resource key is sent instead",
+                );
+            }
+            !shadowed
+        })
+        .collect()
 }
 
 /// TLS and timeouts towards the provider.
@@ -253,7 +307,7 @@ fn scopes(override_scopes: bool, listed: Vec<String>, oidc: bool, r: &mut Report
     }
 }
 
-/// One warning per plugin provider key that is set but not acted on yet.
+/// A warning for the plugin provider key that is set but not acted on yet.
 fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
     optional_url("oidcEndSessionURL", raw.end_session_url.as_deref(), r).inspect(|_| {
         r.warn(
@@ -261,17 +315,6 @@ fn warn_not_yet_effective(raw: &Raw, r: &mut Report) {
             "accepted, not yet effective: the discovered end_session_endpoint is used",
         );
     });
-    for (key, set) in [
-        (
-            "resource",
-            raw.resource.as_deref().is_some_and(|v| !v.is_empty()),
-        ),
-        ("strictAudienceValidation", raw.strict_audience_validation),
-    ] {
-        if set {
-            r.warn(key, NOT_YET_EFFECTIVE);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -307,6 +350,13 @@ mod tests {
             ("providerTimeout: -1\n", &["providerTimeout"]),
             ("providerTimeout: soon\n", &["providerTimeout"]),
             ("providerConnectTimeout: 0\n", &["providerConnectTimeout"]),
+            ("resource: api\n", &["resource"]),
+            ("resource: /api\n", &["resource"]),
+            ("resource: https://api.example.com/#v1\n", &["resource"]),
+            (
+                "providerType: github\nresource: https://api.example.com\n",
+                &["resource"],
+            ),
             (
                 "providerTimeout: 3\nproviderConnectTimeout: 4\n",
                 &["providerConnectTimeout"],
@@ -316,10 +366,9 @@ mod tests {
     }
 
     #[test]
-    fn plugin_provider_keys_are_accepted_and_named_in_warnings() {
+    fn plugin_provider_keys_are_accepted() {
         let c = load(
-            "resource: https://api.example.com\nstrictAudienceValidation: true\n\
-             dynamicClientRegistration: {enabled: true, persistCredentials: true}\n\
+            "dynamicClientRegistration: {enabled: true, persistCredentials: true}\n\
              revocationURL: https://idp.example.com/revoke\n",
         )
         .unwrap();
@@ -329,15 +378,39 @@ mod tests {
         );
         assert!(c.warnings.iter().all(|w| w.key != "revocationURL"));
         let warned: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
-        for key in [
-            "resource",
-            "strictAudienceValidation",
-            "dynamicClientRegistration",
-        ] {
-            assert!(warned.contains(&key), "{key}: {warned:?}");
-        }
+        assert!(warned.contains(&"dynamicClientRegistration"), "{warned:?}");
         let quiet = load("strictAudienceValidation: false\nresource: ''\n").unwrap();
         assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+        assert_eq!(quiet.provider.resource, None);
+    }
+
+    #[test]
+    fn resource_and_strict_audience_take_effect_without_warnings() {
+        let c = load(
+            "resource: https://api.example.com/v1\nstrictAudienceValidation: true\n\
+             extraAuthParams: {resource: https://other.example.com, prompt: login}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.provider.resource.as_deref(),
+            Some("https://api.example.com/v1")
+        );
+        assert!(c.gate.strict_audience);
+        // The resource key wins over an extra parameter of the same name.
+        assert_eq!(
+            c.gate.extra_auth_params,
+            [("prompt".into(), "login".into())]
+        );
+        let warned: Vec<&str> = c.warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(warned, ["extraAuthParams.resource"]);
+        // A URN is an absolute URI too; without the resource key an extra
+        // `resource` parameter is the operator's own.
+        let c = load("resource: urn:example:api\n").unwrap();
+        assert_eq!(c.provider.resource.as_deref(), Some("urn:example:api"));
+        let c = load("extraAuthParams: {resource: https://api.example.com}\n").unwrap();
+        assert_eq!(c.gate.extra_auth_params.len(), 1);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(!c.gate.strict_audience);
     }
 
     #[test]

@@ -125,6 +125,9 @@ impl Gate {
                     q.append_pair("audience", aud);
                 }
             }
+            if let Some(resource) = &self.inner.provider.settings().resource {
+                q.append_pair("resource", resource);
+            }
             for (k, v) in &s.extra_auth_params {
                 q.append_pair(k, v);
             }
@@ -468,8 +471,8 @@ impl Gate {
     }
 
     /// Verifies the access token of a token response when it is a JWT the
-    /// provider's profile lets a client verify: its expiry and claims, or
-    /// the expiry `expires_in` gives.
+    /// provider's profile lets a client verify, its audience judged by the
+    /// audience rule: its expiry and claims, or the expiry `expires_in` gives.
     async fn check_access_token(
         &self,
         tokens: &TokenResponse,
@@ -483,11 +486,10 @@ impl Gate {
                 .is_unverifiable_access_token(&tokens.access_token)
         {
             let at = provider
-                .verify_access_token(
-                    &tokens.access_token,
-                    self.inner.settings.audience.as_deref(),
-                )
+                .verify_access_token(&tokens.access_token, None)
                 .await?;
+            let rule = super::audience::expected(&self.inner.settings, provider.settings());
+            super::audience::judge(rule.as_ref(), at.claims().aud.as_ref())?;
             let exp = u64::try_from(at.claims().exp).unwrap_or(0);
             return Ok((Some(exp), Some(at.claims().extra.clone())));
         }

@@ -9,6 +9,7 @@
 //! and the one place where errors become responses (`rescue`). It never sees hyper types or sockets: doors build
 //! the view and render the decision.
 
+mod audience;
 mod bearer;
 mod channels;
 mod decision;
@@ -123,8 +124,15 @@ pub struct GateSettings {
     pub excluded: Vec<String>,
     /// Extra hosts allowed as absolute redirect targets.
     pub allowed_redirect_hosts: Vec<String>,
-    /// Expected audience of JWT access tokens (checked when set).
+    /// `audience`: the audience JWT access tokens must name (bearer
+    /// tokens always; a session's access token by the audience rule), and
+    /// the `audience` parameter of the authorization request when it is
+    /// not the client id.
     pub audience: Option<String>,
+    /// `strictAudienceValidation`: a session whose access token does not
+    /// name the expected audience is refused, whichever key gave that
+    /// audience.
+    pub strict_audience: bool,
     /// Extra parameters for the authorization request.
     pub extra_auth_params: Vec<(String, String)>,
     /// Login loop guard.
@@ -179,6 +187,7 @@ impl Default for GateSettings {
             excluded: Vec::new(),
             allowed_redirect_hosts: Vec::new(),
             audience: None,
+            strict_audience: false,
             extra_auth_params: Vec::new(),
             max_login_attempts: DEFAULT_MAX_LOGIN_ATTEMPTS,
             strip_auth_cookies: true,

@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::Error;
 use super::http::get_json;
+use super::verify::JwsAlgorithm;
 use crate::clock::SharedClock;
 
 /// Shortest time between two fetches of the JWKS.
@@ -27,26 +28,43 @@ pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// One usable public key.
 #[derive(Clone)]
 pub(crate) struct Key {
-    pub(crate) key: Arc<DecodingKey>,
+    pub(crate) verifier: Verifier,
     /// The algorithm the JWK pins, if any.
-    pub(crate) alg: Option<Algorithm>,
+    pub(crate) alg: Option<JwsAlgorithm>,
     family: Family,
 }
 
+/// What verifies a signature with one key.
+#[derive(Clone)]
+pub(crate) enum Verifier {
+    /// A key jsonwebtoken verifies with.
+    Jwt(Arc<DecodingKey>),
+    /// A P-521 public key as an uncompressed point (ES512).
+    P521(Arc<[u8]>),
+}
+
+/// The key type (and curve) an algorithm needs: a key of another family
+/// is never tried.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Family {
     Rsa,
-    Ec,
+    P256,
+    P384,
+    P521,
     Ed,
 }
 
-fn family_of(alg: Algorithm) -> Option<Family> {
+fn family_of(alg: JwsAlgorithm) -> Option<Family> {
     use Algorithm::*;
     match alg {
-        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(Family::Rsa),
-        ES256 | ES384 => Some(Family::Ec),
-        EdDSA => Some(Family::Ed),
-        HS256 | HS384 | HS512 => None,
+        JwsAlgorithm::Es512 => Some(Family::P521),
+        JwsAlgorithm::Jwt(alg) => match alg {
+            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(Family::Rsa),
+            ES256 => Some(Family::P256),
+            ES384 => Some(Family::P384),
+            EdDSA => Some(Family::Ed),
+            HS256 | HS384 | HS512 => None,
+        },
     }
 }
 
@@ -116,7 +134,7 @@ impl Jwks {
         &self,
         client: &reqwest::Client,
         kid: Option<&str>,
-        alg: Algorithm,
+        alg: JwsAlgorithm,
     ) -> Result<Key, Error> {
         let age_ms = self
             .clock
@@ -131,7 +149,7 @@ impl Jwks {
         self.lookup(kid, alg)?.ok_or(Error::TokenUnknownKey)
     }
 
-    fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Result<Option<Key>, Error> {
+    fn lookup(&self, kid: Option<&str>, alg: JwsAlgorithm) -> Result<Option<Key>, Error> {
         let map = self.keys.load();
         let fam = family_of(alg).ok_or(Error::TokenAlgorithm)?;
         let candidate = match kid {
@@ -192,6 +210,24 @@ fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The uncompressed point `04 || x || y` of a P-521 JWK (coordinates of
+/// 66 bytes each, RFC 7518 §6.2.1).
+fn p521_point(x: &str, y: &str) -> Option<Arc<[u8]>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const COORDINATE_BYTES: usize = 66;
+    let x = URL_SAFE_NO_PAD.decode(x).ok()?;
+    let y = URL_SAFE_NO_PAD.decode(y).ok()?;
+    if x.len() != COORDINATE_BYTES || y.len() != COORDINATE_BYTES {
+        return None;
+    }
+    let mut point = Vec::with_capacity(1 + 2 * COORDINATE_BYTES);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Some(point.into())
+}
+
 #[derive(serde::Deserialize)]
 struct RawJwkSet {
     keys: Vec<serde_json::Value>,
@@ -202,6 +238,12 @@ async fn fetch(client: &reqwest::Client, uri: &str) -> Result<KeyMap, Error> {
     let set: RawJwkSet = get_json(client, uri).await?;
     let mut map = KeyMap::default();
     for raw in set.keys {
+        // The pinned algorithm as written: jsonwebtoken's own reading of
+        // `alg` does not know ES512.
+        let alg = raw
+            .get("alg")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|a| a.parse::<JwsAlgorithm>().ok());
         let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
             continue;
         };
@@ -211,20 +253,30 @@ async fn fetch(client: &reqwest::Client, uri: &str) -> Result<KeyMap, Error> {
         }
         let family = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => Family::Rsa,
-            AlgorithmParameters::EllipticCurve(_) => Family::Ec,
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => Family::P256,
+                EllipticCurve::P384 => Family::P384,
+                EllipticCurve::P521 => Family::P521,
+                EllipticCurve::Ed25519 => continue,
+            },
             AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
             // Symmetric keys never verify provider tokens.
             AlgorithmParameters::OctetKey(_) => continue,
         };
-        let Ok(key) = DecodingKey::from_jwk(jwk) else {
-            continue;
+        let verifier = match &jwk.algorithm {
+            AlgorithmParameters::EllipticCurve(ec) if family == Family::P521 => {
+                let Some(point) = p521_point(&ec.x, &ec.y) else {
+                    continue;
+                };
+                Verifier::P521(point)
+            }
+            _ => match DecodingKey::from_jwk(jwk) {
+                Ok(key) => Verifier::Jwt(Arc::new(key)),
+                Err(_) => continue,
+            },
         };
-        let alg = jwk
-            .common
-            .key_algorithm
-            .and_then(|ka| ka.to_string().parse::<Algorithm>().ok());
         let entry = Key {
-            key: Arc::new(key),
+            verifier,
             alg,
             family,
         };

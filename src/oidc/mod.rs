@@ -56,6 +56,6 @@ pub use registration::{
 pub use token::TokenResponse;
 pub use verify::{
     AccessTokenClaims, Audience, BACKCHANNEL_LOGOUT_EVENT, DEFAULT_ALLOWED_ALGS,
-    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES, IdTokenClaims, LogoutTokenClaims,
+    DEFAULT_CLOCK_SKEW, DEFAULT_MAX_TOKEN_BYTES, IdTokenClaims, JwsAlgorithm, LogoutTokenClaims,
     MAX_LOGOUT_TOKEN_AGE, VerifiedAccessToken, VerifiedIdToken, check_times,
 };

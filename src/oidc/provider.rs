@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::Error;
@@ -27,7 +26,7 @@ use super::profile::Profile;
 use super::registration::RegistrationSettings;
 use super::token::{TokenResponse, grant, revoke};
 use super::verify::{
-    self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims,
+    self, AccessTokenClaims, DEFAULT_ALLOWED_ALGS, DEFAULT_CLOCK_SKEW, IdTokenClaims, JwsAlgorithm,
     LogoutTokenClaims, VerifiedAccessToken, VerifiedIdToken,
 };
 use crate::clock::SharedClock;
@@ -61,7 +60,7 @@ pub struct ProviderSettings {
     /// Outbound HTTP.
     pub http: HttpSettings,
     /// Accepted JWS algorithms.
-    pub allowed_algs: Vec<Algorithm>,
+    pub allowed_algs: Vec<JwsAlgorithm>,
     /// Tolerated clock skew.
     pub clock_skew: Duration,
     /// Throttle between failed discovery attempts.
@@ -90,6 +89,9 @@ pub struct ProviderSettings {
     /// Dynamic client registration (RFC 7591), used at start-up when
     /// `client_id` is empty.
     pub registration: Option<RegistrationSettings>,
+    /// The RFC 8707 resource indicator (`resource`), sent on the
+    /// authorization request and on both grants of the token endpoint.
+    pub resource: Option<String>,
 }
 
 impl ProviderSettings {
@@ -115,6 +117,7 @@ impl ProviderSettings {
             github: None,
             revocation_url: None,
             registration: None,
+            resource: None,
         }
     }
 }
@@ -455,7 +458,7 @@ impl Provider {
             .jwks
             .key(&self.client, header.kid.as_deref(), header.alg)
             .await?;
-        let claims = verify::decode(raw, header, &key.key)?;
+        let claims = verify::decode(raw, header, &key.verifier)?;
         Ok((claims, d))
     }
 
@@ -591,6 +594,9 @@ impl Provider {
         if let Some(v) = pkce_verifier {
             form.push(("code_verifier", v));
         }
+        if let Some(resource) = &self.settings.resource {
+            form.push(("resource", resource));
+        }
         if self.settings.github.is_some() {
             let r = self
                 .observed(
@@ -623,10 +629,13 @@ impl Provider {
     /// Redeems a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, Error> {
         let d = self.discovered().await?;
-        let form = [
+        let mut form = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
         ];
+        if let Some(resource) = &self.settings.resource {
+            form.push(("resource", resource));
+        }
         let r = self
             .observed(
                 IdpEndpoint::TokenRefresh,

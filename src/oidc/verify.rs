@@ -2,8 +2,10 @@
 //!
 //! Order of checks, each cheaper than the next: size and shape, JOSE header
 //! (alg allowlist, kid shape, no `crit`), key lookup, signature (jsonwebtoken on
-//! aws-lc-rs), then claims against the injected clock. Verified values can only
-//! be built here, so holding a [`VerifiedIdToken`] proves the checks ran.
+//! aws-lc-rs; ES512, which jsonwebtoken lacks, with aws-lc-rs's P-521
+//! verifier directly), then claims against the injected clock. Verified
+//! values can only be built here, so holding a [`VerifiedIdToken`] proves
+//! the checks ran.
 
 use std::time::Duration;
 
@@ -20,17 +22,42 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 64 * 1024;
 /// Tolerated clock difference with the provider for `exp`, `nbf` and `iat`.
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Asymmetric algorithms accepted by default. `none` and `HS*` never are.
-pub const DEFAULT_ALLOWED_ALGS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
+pub const DEFAULT_ALLOWED_ALGS: &[JwsAlgorithm] = &[
+    JwsAlgorithm::Jwt(Algorithm::RS256),
+    JwsAlgorithm::Jwt(Algorithm::RS384),
+    JwsAlgorithm::Jwt(Algorithm::RS512),
+    JwsAlgorithm::Jwt(Algorithm::PS256),
+    JwsAlgorithm::Jwt(Algorithm::PS384),
+    JwsAlgorithm::Jwt(Algorithm::PS512),
+    JwsAlgorithm::Jwt(Algorithm::ES256),
+    JwsAlgorithm::Jwt(Algorithm::ES384),
+    JwsAlgorithm::Es512,
+    JwsAlgorithm::Jwt(Algorithm::EdDSA),
 ];
+
+/// A JWS algorithm (`alg`) the verifier knows: one of jsonwebtoken's, or
+/// ES512 (ECDSA on P-521 with SHA-512), which jsonwebtoken lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JwsAlgorithm {
+    /// An algorithm jsonwebtoken verifies.
+    Jwt(Algorithm),
+    /// ECDSA using P-521 and SHA-512 (RFC 7518 §3.4).
+    Es512,
+}
+
+impl std::str::FromStr for JwsAlgorithm {
+    type Err = Error;
+
+    /// The `alg` value as JOSE spells it (case-sensitive).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        if s == "ES512" {
+            return Ok(Self::Es512);
+        }
+        s.parse::<Algorithm>()
+            .map(Self::Jwt)
+            .map_err(|_| Error::TokenAlgorithm)
+    }
+}
 /// Longest `kid` accepted.
 pub(crate) const MAX_KID_BYTES: usize = 256;
 
@@ -241,7 +268,7 @@ impl VerifiedAccessToken {
 /// What the header pre-check learned.
 #[derive(Debug)]
 pub(crate) struct Header {
-    pub(crate) alg: Algorithm,
+    pub(crate) alg: JwsAlgorithm,
     pub(crate) kid: Option<String>,
     pub(crate) typ: Option<String>,
 }
@@ -271,7 +298,7 @@ pub(crate) fn looks_like_jwt(token: &str) -> bool {
 }
 
 /// Checks everything that can be checked without a key.
-pub(crate) fn precheck(token: &str, allowed: &[Algorithm]) -> Result<Header, Error> {
+pub(crate) fn precheck(token: &str, allowed: &[JwsAlgorithm]) -> Result<Header, Error> {
     if token.len() > DEFAULT_MAX_TOKEN_BYTES {
         return Err(Error::TokenMalformed("token too large"));
     }
@@ -295,7 +322,7 @@ pub(crate) fn precheck(token: &str, allowed: &[Algorithm]) -> Result<Header, Err
         serde_json::from_slice(&bytes).map_err(|_| Error::TokenMalformed("header is not JSON"))?;
     let alg = raw
         .alg
-        .parse::<Algorithm>()
+        .parse::<JwsAlgorithm>()
         .ok()
         .filter(|a| allowed.contains(a))
         .ok_or(Error::TokenAlgorithm)?;
@@ -336,9 +363,15 @@ fn kid_char(b: u8) -> bool {
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     token: &str,
     header: &Header,
-    key: &jsonwebtoken::DecodingKey,
+    key: &super::jwks::Verifier,
 ) -> Result<T, Error> {
-    let mut v = Validation::new(header.alg);
+    use super::jwks::Verifier;
+    let (alg, key) = match (header.alg, key) {
+        (JwsAlgorithm::Jwt(alg), Verifier::Jwt(key)) => (alg, key),
+        (JwsAlgorithm::Es512, Verifier::P521(point)) => return decode_es512(token, point),
+        _ => return Err(Error::TokenAlgorithm),
+    };
+    let mut v = Validation::new(alg);
     v.required_spec_claims.clear();
     v.validate_exp = false;
     v.validate_nbf = false;
@@ -354,6 +387,30 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
             }
             _ => Error::TokenSignature,
         })
+}
+
+/// ES512 (jsonwebtoken has no P-521): the fixed-width `r || s` signature
+/// over `header.payload`, verified against the uncompressed point, then
+/// the payload decoded. The header was checked by [`precheck`].
+fn decode_es512<T: serde::de::DeserializeOwned>(token: &str, point: &[u8]) -> Result<T, Error> {
+    use aws_lc_rs::signature::{ECDSA_P521_SHA512_FIXED, UnparsedPublicKey};
+    let (signed, signature) = token
+        .rsplit_once('.')
+        .ok_or(Error::TokenMalformed("not three segments"))?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| Error::TokenMalformed("signature is not base64url"))?;
+    UnparsedPublicKey::new(&ECDSA_P521_SHA512_FIXED, point)
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| Error::TokenSignature)?;
+    let payload = signed
+        .split_once('.')
+        .map(|(_, p)| p)
+        .ok_or(Error::TokenMalformed("not three segments"))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Error::TokenMalformed("claims"))?;
+    serde_json::from_slice(&bytes).map_err(|_| Error::TokenMalformed("claims"))
 }
 
 /// Time checks shared by every token kind: `exp` not passed, `iat` and `nbf`
@@ -480,7 +537,8 @@ mod tests {
             fn precheck_refuses_what_it_must(
                 alg in prop_oneof![
                     prop::sample::select(vec![
-                        "none", "None", "HS256", "HS512", "RS256", "ES256", "PS256", "EdDSA",
+                        "none", "None", "HS256", "HS512", "RS256", "ES256", "ES512", "PS256",
+                        "EdDSA",
                     ])
                     .prop_map(str::to_owned),
                     "[A-Za-z0-9]{0,8}",
@@ -513,6 +571,8 @@ mod tests {
         let cases: &[(&str, &str, bool)] = &[
             ("rs256 with kid", r#"{"alg":"RS256","kid":"k1"}"#, true),
             ("es256 without kid", r#"{"alg":"ES256"}"#, true),
+            ("es512", r#"{"alg":"ES512","kid":"k1"}"#, true),
+            ("es512 spelled otherwise", r#"{"alg":"es512"}"#, false),
             ("alg none", r#"{"alg":"none"}"#, false),
             ("alg None", r#"{"alg":"None"}"#, false),
             ("hs256", r#"{"alg":"HS256","kid":"k1"}"#, false),

@@ -5,7 +5,8 @@ use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
@@ -53,6 +54,11 @@ pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
     digest::digest(&digest::SHA256, data).as_ref().to_vec()
 }
 
+/// SHA-512 digest of `data`.
+pub(crate) fn sha512(data: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA512, data).as_ref().to_vec()
+}
+
 /// Private key material of one signing key.
 enum Pair {
     Rsa(RsaKeyPair),
@@ -79,10 +85,15 @@ impl SigningKey {
                 EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
                     .expect("EC key generation failed"),
             ),
+            SigningAlg::ES512 => Pair::Ec(
+                EcdsaKeyPair::generate(&ECDSA_P521_SHA512_FIXED_SIGNING)
+                    .expect("EC key generation failed"),
+            ),
         };
         let prefix = match alg {
             SigningAlg::RS256 => "rsa",
             SigningAlg::ES256 => "ec",
+            SigningAlg::ES512 => "ec521",
         };
         Self {
             kid: format!("{prefix}-{}", random_token(9)),
@@ -125,16 +136,19 @@ impl SigningKey {
                 })
             }
             Pair::Ec(kp) => {
-                // Uncompressed SEC1 point: 0x04 || X (32 bytes) || Y (32 bytes).
+                // Uncompressed SEC1 point: 0x04 || X || Y, each coordinate
+                // 32 bytes on P-256 and 66 on P-521.
                 let point = kp.public_key().as_ref();
+                let n = (point.len() - 1) / 2;
+                let crv = if n == 66 { "P-521" } else { "P-256" };
                 json!({
                     "kty": "EC",
                     "use": "sig",
                     "alg": self.alg.as_str(),
                     "kid": self.kid,
-                    "crv": "P-256",
-                    "x": b64url(&point[1..33]),
-                    "y": b64url(&point[33..65]),
+                    "crv": crv,
+                    "x": b64url(&point[1..=n]),
+                    "y": b64url(&point[n + 1..]),
                 })
             }
         }

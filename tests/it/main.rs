@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod algorithms;
 mod attacks;
 mod client_auth;
 mod doors;
@@ -17,4 +18,5 @@ mod login;
 mod multi;
 mod pages;
 mod providers;
+mod resource;
 mod support;

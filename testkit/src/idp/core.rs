@@ -149,6 +149,8 @@ pub(crate) struct State {
     pub(crate) access: HashMap<String, AccessGrant>,
     pub(crate) ended_sids: HashSet<String>,
     pub(crate) id_token_overrides: Option<Value>,
+    /// Claims merged into every JWT access token of the token endpoint.
+    pub(crate) access_token_overrides: Option<Value>,
     /// Key signing the ID tokens of the token endpoint.
     pub(crate) id_token_key: KeyChoice,
     /// `jti`s of client assertions already presented.
@@ -199,6 +201,7 @@ pub(crate) struct Shared {
     pub(crate) faults: Mutex<Vec<(Endpoint, Fault, u32)>>,
     unpublished_rsa: OnceLock<Arc<SigningKey>>,
     unpublished_ec: OnceLock<Arc<SigningKey>>,
+    unpublished_ec521: OnceLock<Arc<SigningKey>>,
 }
 
 /// Tokens returned by a successful code or refresh grant.
@@ -228,6 +231,7 @@ impl Shared {
             access: HashMap::new(),
             ended_sids: HashSet::new(),
             id_token_overrides: None,
+            access_token_overrides: None,
             id_token_key: KeyChoice::Current,
             seen_jtis: HashSet::new(),
             client_auth_log: Vec::new(),
@@ -246,6 +250,7 @@ impl Shared {
             faults: Mutex::new(Vec::new()),
             unpublished_rsa: OnceLock::new(),
             unpublished_ec: OnceLock::new(),
+            unpublished_ec521: OnceLock::new(),
         }
     }
 
@@ -268,6 +273,7 @@ impl Shared {
         let cell = match alg {
             SigningAlg::RS256 => &self.unpublished_rsa,
             SigningAlg::ES256 => &self.unpublished_ec,
+            SigningAlg::ES512 => &self.unpublished_ec521,
         };
         cell.get_or_init(|| Arc::new(SigningKey::generate(alg)))
             .clone()
@@ -306,10 +312,23 @@ impl Shared {
         c
     }
 
-    /// Builds, signs and records an access token for `login`.
-    fn issue_access_token(&self, login: &Login, family: Option<u64>) -> String {
+    /// Builds, signs and records an access token for `login`; its `aud` is
+    /// the `resource` the grant named when the provider honours resource
+    /// indicators, else the configured API audience.
+    fn issue_access_token(
+        &self,
+        login: &Login,
+        family: Option<u64>,
+        resource: Option<&str>,
+    ) -> String {
         let now = now_secs();
         let exp = now + self.cfg.access_token_ttl.as_secs();
+        let aud = resource
+            .filter(|_| self.cfg.resource_indicators)
+            .unwrap_or(&self.cfg.api_audience)
+            .to_owned();
+        let overrides = self.state.lock().access_token_overrides.clone();
+        let mut recorded_aud = Value::from(aud.clone());
         let token = match self.cfg.access_token_format {
             AccessTokenFormat::Opaque => jose::random_token(32),
             AccessTokenFormat::EntraGraph => self.graph_access_token(login, now, exp),
@@ -317,7 +336,7 @@ impl Shared {
                 let mut c = Map::new();
                 c.insert("iss".into(), self.token_iss.clone().into());
                 c.insert("sub".into(), login.user.sub.clone().into());
-                c.insert("aud".into(), self.cfg.api_audience.clone().into());
+                c.insert("aud".into(), aud.into());
                 c.insert("client_id".into(), login.client_id.clone().into());
                 c.insert("scope".into(), login.scope.clone().into());
                 c.insert("iat".into(), now.into());
@@ -330,6 +349,10 @@ impl Shared {
                 for (k, v) in &login.user.access_token_extra {
                     c.insert(k.clone(), v.clone());
                 }
+                if let Some(o) = &overrides {
+                    jose::merge(&mut c, o);
+                }
+                recorded_aud = c.get("aud").cloned().unwrap_or(Value::Null);
                 self.sign("at+jwt", c)
             }
         };
@@ -338,7 +361,7 @@ impl Shared {
             AccessGrant {
                 sub: login.user.sub.clone(),
                 client_id: login.client_id.clone(),
-                aud: self.cfg.api_audience.clone().into(),
+                aud: recorded_aud,
                 scope: login.scope.clone(),
                 iat: now,
                 exp,
@@ -388,12 +411,19 @@ impl Shared {
         family: u64,
         nonce: Option<&str>,
         with_refresh_token: bool,
+        resource: Option<&str>,
     ) -> IssuedTokens {
-        let access_token = self.issue_access_token(login, Some(family));
+        let access_token = self.issue_access_token(login, Some(family), resource);
         let mut claims = self.id_token_claims(login, nonce);
-        // Both supported algorithms use SHA-256: at_hash is the left half.
-        let digest = jose::sha256(access_token.as_bytes());
-        claims.insert("at_hash".into(), jose::b64url(&digest[..16]).into());
+        // at_hash: the left half of the hash of the signing algorithm.
+        let digest = match self.state.lock().current.alg {
+            SigningAlg::ES512 => jose::sha512(access_token.as_bytes()),
+            SigningAlg::RS256 | SigningAlg::ES256 => jose::sha256(access_token.as_bytes()),
+        };
+        claims.insert(
+            "at_hash".into(),
+            jose::b64url(&digest[..digest.len() / 2]).into(),
+        );
         let overrides = self.state.lock().id_token_overrides.clone();
         if let Some(overrides) = overrides {
             jose::merge(&mut claims, &overrides);

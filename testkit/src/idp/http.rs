@@ -570,6 +570,7 @@ fn code_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value, O
         family,
         Some(&nonce),
         s.cfg.issue_refresh_tokens && offline,
+        param(form, "resource"),
     );
     Ok(token_response(s, tokens))
 }
@@ -613,7 +614,7 @@ fn refresh_grant(s: &Shared, headers: &HeaderMap, form: &Params) -> Result<Value
         }
         (login, family)
     };
-    let tokens = s.issue_tokens(&login, family, None, rotate);
+    let tokens = s.issue_tokens(&login, family, None, rotate, param(form, "resource"));
     let mut body = token_response(s, tokens);
     if !s.cfg.id_token_on_refresh
         && let Some(map) = body.as_object_mut()

@@ -36,6 +36,8 @@ pub enum SigningAlg {
     RS256,
     /// ECDSA over P-256 with SHA-256 (fixed-width `r || s` signatures).
     ES256,
+    /// ECDSA over P-521 with SHA-512 (fixed-width `r || s` signatures).
+    ES512,
 }
 
 #[allow(non_upper_case_globals)]
@@ -50,6 +52,7 @@ impl SigningAlg {
         match self {
             SigningAlg::RS256 => "RS256",
             SigningAlg::ES256 => "ES256",
+            SigningAlg::ES512 => "ES512",
         }
     }
 }
@@ -187,6 +190,10 @@ pub struct IdpConfig {
     pub access_token_format: AccessTokenFormat,
     /// `aud` of JWT access tokens (default `"api://default"`).
     pub api_audience: String,
+    /// Honour RFC 8707 resource indicators: the access token of a code or
+    /// refresh grant that names a `resource` has it as its `aud` (default
+    /// false: the parameter is recorded and ignored, as Keycloak does).
+    pub resource_indicators: bool,
     /// Issue a new refresh token on every refresh (default true).
     pub rotate_refresh_tokens: bool,
     /// Issue refresh tokens at all (default true).
@@ -244,6 +251,7 @@ impl Default for IdpConfig {
             access_token_ttl: Duration::from_secs(300),
             access_token_format: AccessTokenFormat::Jwt,
             api_audience: "api://default".into(),
+            resource_indicators: false,
             rotate_refresh_tokens: true,
             issue_refresh_tokens: true,
             user: TestUser::default(),
@@ -558,6 +566,16 @@ impl TestIdp {
     /// on (a `null` member removes that claim); `Value::Null` clears them.
     pub fn set_id_token_overrides(&self, claims: Value) {
         self.shared.state.lock().id_token_overrides = match claims {
+            Value::Null => None,
+            other => Some(other),
+        };
+    }
+
+    /// Claims merged into every JWT access token the token endpoint issues
+    /// from now on (a `null` member removes that claim); `Value::Null`
+    /// clears them.
+    pub fn set_access_token_overrides(&self, claims: Value) {
+        self.shared.state.lock().access_token_overrides = match claims {
             Value::Null => None,
             other => Some(other),
         };
