@@ -94,7 +94,6 @@ impl Gate {
             return Ok(Decision::Respond(reply));
         }
         let discovered = self.inner.provider.discovered().await?;
-        let meta = discovered.metadata();
         let state = self.new_state()?;
         let nonce = random_token(STATE_BYTES)?;
         let verifier = if s.pkce {
@@ -102,56 +101,16 @@ impl Gate {
         } else {
             None
         };
-        let redirect_uri = format!("{}{}", self.origin(view), s.callback_path);
-
-        let (scopes, offline_params) =
-            offline_request(s, meta, self.inner.provider.settings().profile);
-        let mut url = url::Url::parse(&meta.authorization_endpoint)
-            .map_err(|_| crate::oidc::Error::ProviderInvalid("authorization_endpoint".into()))?;
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", &self.inner.provider.settings().client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("scope", &scopes.join(" "))
-                .append_pair("state", &state)
-                .append_pair("nonce", &nonce);
-            if let Some(v) = &verifier {
-                q.append_pair("code_challenge", &pkce_challenge(v))
-                    .append_pair("code_challenge_method", "S256");
-            }
-            if let Some(aud) = &s.audience {
-                if aud != &self.inner.provider.settings().client_id {
-                    q.append_pair("audience", aud);
-                }
-            }
-            if let Some(resource) = &self.inner.provider.settings().resource {
-                q.append_pair("resource", resource);
-            }
-            for (k, v) in &s.extra_auth_params {
-                q.append_pair(k, v);
-            }
-            let offline_prompt = offline_params.iter().any(|(k, _)| *k == "prompt");
-            for (k, v) in offline_params {
-                q.append_pair(k, v);
-            }
-            if let Some(p) = prompt.filter(|_| {
-                !offline_prompt && !s.extra_auth_params.iter().any(|(k, _)| k == "prompt")
-            }) {
-                q.append_pair("prompt", p);
-            }
-        }
-        login.push(
-            PendingLogin {
-                state,
-                nonce,
-                pkce_verifier: verifier,
-                redirect_uri,
-                return_to,
-                created_at: now,
-            },
-            now,
-        );
+        let pending = PendingLogin {
+            state,
+            nonce,
+            pkce_verifier: verifier,
+            redirect_uri: format!("{}{}", self.origin(view), s.callback_path),
+            return_to,
+            created_at: now,
+        };
+        let url = self.authorization_url(discovered.metadata(), &pending, prompt)?;
+        login.push(pending, now);
         // Clearing comes first: the login cookie set after it must win.
         let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
         set_cookies.retain(|c| !self.inner.sessions.is_login_set_cookie(c));
@@ -174,6 +133,56 @@ impl Gate {
             Some(name) => format!("{name}{}{random}", super::STATE_NAME_SEPARATOR),
             None => random,
         })
+    }
+
+    /// The authorization request of `pending`: the code flow's parameters,
+    /// PKCE, `audience` and `resource`, then `extraAuthParams`, the
+    /// profile's offline-access parameters and `prompt` (when neither of
+    /// those sets one).
+    fn authorization_url(
+        &self,
+        meta: &crate::oidc::ProviderMetadata,
+        pending: &PendingLogin,
+        prompt: Option<&str>,
+    ) -> Result<url::Url, Error> {
+        let s = &self.inner.settings;
+        let provider = self.inner.provider.settings();
+        let (scopes, offline_params) = offline_request(s, meta, provider.profile);
+        let mut url = url::Url::parse(&meta.authorization_endpoint)
+            .map_err(|_| crate::oidc::Error::ProviderInvalid("authorization_endpoint".into()))?;
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &provider.client_id)
+            .append_pair("redirect_uri", &pending.redirect_uri)
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair("state", &pending.state)
+            .append_pair("nonce", &pending.nonce);
+        if let Some(v) = &pending.pkce_verifier {
+            q.append_pair("code_challenge", &pkce_challenge(v))
+                .append_pair("code_challenge_method", "S256");
+        }
+        if let Some(aud) = &s.audience {
+            if aud != &provider.client_id {
+                q.append_pair("audience", aud);
+            }
+        }
+        if let Some(resource) = &provider.resource {
+            q.append_pair("resource", resource);
+        }
+        for (k, v) in &s.extra_auth_params {
+            q.append_pair(k, v);
+        }
+        let offline_prompt = offline_params.iter().any(|(k, _)| *k == "prompt");
+        for (k, v) in offline_params {
+            q.append_pair(k, v);
+        }
+        if let Some(p) = prompt
+            .filter(|_| !offline_prompt && !s.extra_auth_params.iter().any(|(k, _)| k == "prompt"))
+        {
+            q.append_pair("prompt", p);
+        }
+        drop(q);
+        Ok(url)
     }
 
     /// The redirect-URI endpoint.
