@@ -414,6 +414,28 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_entry_has_its_own_resource_and_inherits_strictness() {
+        let c = load(
+            "resource: https://api.example.com\nstrictAudienceValidation: true\nproviders:\n\
+             \x20 - name: b\n    providerURL: https://b.example.com\n    clientID: cb\n\
+             \x20   clientSecret: sb\n    routes: [{host: b.example.com}]\n\
+             \x20 - name: c\n    providerURL: https://c.example.com\n    clientID: cc\n\
+             \x20   clientSecret: sc\n    routes: [{host: c.example.com}]\n\
+             \x20   resource: urn:example:c\n    strictAudienceValidation: false\n",
+        )
+        .unwrap();
+        let (b, e) = (&c.providers[0], &c.providers[1]);
+        assert_eq!(
+            c.provider.resource.as_deref(),
+            Some("https://api.example.com")
+        );
+        assert_eq!(b.provider.resource, None, "a resource is not inherited");
+        assert!(b.gate.strict_audience, "strictness is");
+        assert_eq!(e.provider.resource.as_deref(), Some("urn:example:c"));
+        assert!(!e.gate.strict_audience);
+    }
+
+    #[test]
     fn provider_timeouts_reach_the_http_client_settings() {
         use std::time::Duration;
 
