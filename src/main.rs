@@ -82,16 +82,28 @@ fn main() -> ExitCode {
                     }
                 };
                 let redis_ok = check_redis(gate.caches()).await;
-                match gate.warm_up().await {
-                Ok(()) if redis_ok => {
-                    println!("configuration ok; provider {} discovered", cfg.provider.issuer);
+                let issuers = std::iter::once(&cfg.provider.issuer)
+                    .chain(cfg.providers.iter().map(|p| &p.provider.issuer));
+                let mut discovered = true;
+                for ((name, r), issuer) in gate.discover_each().await.into_iter().zip(issuers) {
+                    let named = if cfg.providers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({name})")
+                    };
+                    match r {
+                        Ok(()) => println!("provider {issuer}{named} discovered"),
+                        Err(e) => {
+                            eprintln!("oidcgate: configuration ok, but discovery of provider {issuer}{named} failed: {e}");
+                            discovered = false;
+                        }
+                    }
+                }
+                if discovered && redis_ok {
+                    println!("configuration ok");
                     ExitCode::SUCCESS
-                }
-                Ok(()) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("oidcgate: configuration ok, but discovery failed: {e}");
+                } else {
                     ExitCode::FAILURE
-                }
                 }
             }
             Command::Health { .. } => ExitCode::SUCCESS,

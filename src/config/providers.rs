@@ -139,9 +139,7 @@ pub(super) fn settings(raw: Raw, top: &TopLevel<'_>, r: &mut Report) -> Vec<Prov
             r.error(&at, "must be a mapping (name, routes and provider keys)");
             continue;
         };
-        if let Some(e) = entry_settings(entry, &at, top, r) {
-            out.push((i, e));
-        }
+        out.push((i, entry_settings(entry, &at, top, r)));
     }
     check_unique(&out, r);
     out.into_iter().map(|(_, e)| e).collect()
@@ -153,12 +151,14 @@ fn entry_settings(
     at: &str,
     top: &TopLevel<'_>,
     r: &mut Report,
-) -> Option<ProviderEntry> {
+) -> ProviderEntry {
     let name = entry
         .shift_remove("name")
         .and_then(|v| v.as_str().map(str::to_owned));
+    // An invalid name is reported and kept: the entry's routes are still
+    // checked against the others' (the configuration is refused anyway).
     let name = match name {
-        Some(n) if valid_provider_name(&n) => Some(n),
+        Some(n) if valid_provider_name(&n) => n,
         Some(n) => {
             r.error(
                 &format!("{at}.name"),
@@ -168,11 +168,11 @@ fn entry_settings(
                     crate::gate::DEFAULT_PROVIDER_NAME
                 ),
             );
-            None
+            n
         }
         None => {
             r.error(&format!("{at}.name"), "is required (a text)");
-            None
+            String::new()
         }
     };
     let routes = routes(entry.shift_remove("routes"), at, r);
@@ -217,7 +217,6 @@ fn entry_settings(
             r.warn(&format!("{at}.{}", w.key), w.message);
         }
     }
-    let name = name?;
     let mut session = top.config.session.clone();
     session.cookie_prefix = format!("{}{name}-", session.cookie_prefix);
     if session.cookie_prefix.len() > crate::session::MAX_PREFIX_LEN {
@@ -231,14 +230,14 @@ fn entry_settings(
     }
     let mut gate = config.gate;
     gate.provider_name = Some(name.clone());
-    Some(ProviderEntry {
+    ProviderEntry {
         name,
         routes,
         gate,
         provider: config.provider,
         session,
         policy: config.policy,
-    })
+    }
 }
 
 /// The `routes` list: each a host, a path prefix, or both; at least one.
@@ -356,7 +355,8 @@ fn route_prefix(v: &Value, at: &str, r: &mut Report) -> Option<String> {
 /// Names are unique; a route belongs to one provider.
 fn check_unique(entries: &[(usize, ProviderEntry)], r: &mut Report) {
     for (n, (i, e)) in entries.iter().enumerate() {
-        if let Some((first, _)) = entries[..n].iter().find(|(_, f)| f.name == e.name) {
+        let earlier = entries[..n].iter().find(|(_, f)| f.name == e.name);
+        if let Some((first, _)) = earlier.filter(|_| !e.name.is_empty()) {
             r.error(
                 &format!("providers[{i}].name"),
                 format!("{:?} is also the name of providers[{first}]", e.name),
@@ -457,6 +457,15 @@ mod tests {
         for (yaml, keys) in cases {
             assert_eq!(keys_of(yaml), *keys, "{yaml}");
         }
+    }
+
+    #[test]
+    fn a_route_shared_with_an_entry_of_bad_name_is_still_refused() {
+        let keys = keys_of(&format!(
+            "providers:\n{A}  - name: B\n    providerURL: https://b.example.com\n    \
+             clientID: cb\n    clientSecret: sb\n    routes: [{{host: A.example.com.}}]\n"
+        ));
+        assert_eq!(keys, ["providers[1].name", "providers[1].routes[0]"]);
     }
 
     #[test]

@@ -320,11 +320,8 @@ impl Gate {
     /// Discovers every provider now (used at start-up; failures are
     /// retried later on demand). The first failure, once all were tried.
     pub async fn warm_up(&self) -> Result<(), Error> {
-        let all =
-            futures_util::future::join_all(self.all_gates().map(|g| g.inner.provider.discovered()))
-                .await;
-        for r in all {
-            r.map_err(Error::from)?;
+        for (_, r) in self.discover_each().await {
+            r?;
         }
         Ok(())
     }

@@ -128,6 +128,20 @@ impl Gate {
         self.named.iter().find(|n| n.name == name).map(|n| &n.gate)
     }
 
+    /// Discovers every provider at once: each provider's name (the default
+    /// first) and how its discovery went.
+    pub async fn discover_each(&self) -> Vec<(&str, Result<(), super::Error>)> {
+        let names = self.provider_names();
+        let all =
+            futures_util::future::join_all(self.all_gates().map(|g| g.inner.provider.discovered()))
+                .await;
+        names
+            .into_iter()
+            .zip(all)
+            .map(|(name, r)| (name, r.map(|_| ()).map_err(super::Error::from)))
+            .collect()
+    }
+
     /// Every provider's gate, the default first.
     pub(super) fn all_gates(&self) -> impl Iterator<Item = &Gate> {
         std::iter::once(self).chain(self.named.iter().map(|n| &n.gate))
