@@ -51,7 +51,8 @@ async fn start() -> Two {
         &a,
         Some(&upstream.url()),
         &format!(
-            "enableBearerAuth: true\naudience: api://default\nenableBackchannelLogout: true\n{}",
+            "enableBearerAuth: true\naudience: api://default\nenableBackchannelLogout: true\n\
+             enableFrontchannelLogout: true\n{}",
             entry(&b, "[{pathPrefix: /b}]")
         ),
     );
@@ -289,6 +290,52 @@ async fn back_channel_logout_reaches_the_provider_that_sent_it() {
     );
 }
 
+/// The provider session id (`sid`) of the session `br` holds through the
+/// provider whose cookies start with `prefix`.
+fn provider_sid(br: &Browser, prefix: &str) -> String {
+    use oidcgate::session::{SecretString, SessionCodec, SessionSettings};
+    let mut settings = SessionSettings::with_keys(vec![SecretString::new(SESSION_KEY)]);
+    settings.cookie_prefix = prefix.to_owned();
+    let codec = SessionCodec::new(settings).unwrap();
+    let mut h = http::HeaderMap::new();
+    h.insert("cookie", br.gate_cookie_header().unwrap().parse().unwrap());
+    let now = oidcgate::clock::Clock::now(&oidcgate::clock::SystemClock);
+    codec.load(&h, now).unwrap().idp_sid.unwrap()
+}
+
+#[tokio::test]
+async fn front_channel_logout_reaches_the_provider_it_names() {
+    let t = start().await;
+    let mut br = t.browser();
+    assert_eq!(login_at(&mut br, "/", &t.a).await.status, StatusCode::OK);
+    assert_eq!(login_at(&mut br, "/b", &t.b).await.status, StatusCode::OK);
+    let sid = provider_sid(&br, "_oidcgate_b-");
+    let logout = |iss: &str| {
+        let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        format!(
+            "/oauth2/frontchannel-logout?iss={}&sid={}",
+            enc(iss),
+            enc(&sid)
+        )
+    };
+
+    // B's provider session id, said by A: A never issued it, nothing ends.
+    let said_by_a = raw(&t.gate, Method::GET, &logout(&t.a.issuer()), &[]).await;
+    assert_eq!(said_by_a.status, StatusCode::OK, "{said_by_a:?}");
+    assert_eq!(br.get_app("/b").await.status, StatusCode::OK);
+
+    // Said by B: B's session ends, A's stays.
+    let said_by_b = raw(&t.gate, Method::GET, &logout(&t.b.issuer()), &[]).await;
+    assert_eq!(said_by_b.status, StatusCode::OK, "{said_by_b:?}");
+    assert!(
+        login_target(&mut br, "/b")
+            .await
+            .unwrap()
+            .starts_with(&t.b.issuer())
+    );
+    assert_eq!(br.get_app("/").await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn a_bearer_token_counts_only_on_its_providers_routes() {
     let t = start().await;
@@ -339,6 +386,37 @@ async fn host_routes_choose_the_provider_in_forward_auth() {
         assert_eq!(
             query_map(&to)["redirect_uri"].to_ascii_lowercase(),
             format!("https://{}/oauth2/callback", host.to_ascii_lowercase()),
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_request_logins_start_at_the_provider_of_their_return_address() {
+    let a = idp(ALICE).await;
+    let b = idp(BOB).await;
+    let yaml = gate_yaml(&a, None, &entry(&b, "[{pathPrefix: /b}]"));
+    let gate = GateServer::start(&yaml).await;
+    let mut br = Browser::new(Door::AuthRequest, &gate, &a);
+    br.also_at(&b);
+    for (path, provider, user) in [("/b/x?y=1", &b, BOB), ("/x", &a, ALICE)] {
+        let probe = br.get_app(path).await;
+        assert_eq!(probe.status, StatusCode::UNAUTHORIZED, "{probe:?}");
+        // nginx's error_page sends the browser to /oauth2/start?rd=<path>.
+        let start = br.get(&br.next_hop(&probe).unwrap()).await;
+        assert_eq!(start.status, StatusCode::FOUND, "{start:?}");
+        let authorize = start.location().unwrap();
+        assert!(
+            authorize.as_str().starts_with(&provider.issuer()),
+            "{path}: {authorize}"
+        );
+        let at_idp = br.get(&authorize).await;
+        let back = br.get(&at_idp.location().unwrap()).await;
+        assert_eq!(back.status, StatusCode::FOUND, "{back:?}");
+        let landed = br.get_app(path).await;
+        assert_eq!(landed.status, StatusCode::ACCEPTED, "{landed:?}");
+        assert_eq!(
+            landed.identity(Door::AuthRequest)["x-auth-request-email"],
+            user
         );
     }
 }
