@@ -10,6 +10,10 @@ const port = Number(process.env.ECHO_PORT);
 const marker = (process.env.ECHO_SPOOF_MARKER || 'mallory').toLowerCase();
 const IDENTITY = ['x-forwarded-user', 'x-auth-request-user', 'x-auth-request-email', 'x-user-groups', 'x-user-roles'];
 
+// What an application framework says about itself: removed by the gate's
+// security headers (disableServerHeader, disablePoweredByHeader).
+const SERVER_HEADERS = { server: 'e2e-echo', 'x-powered-by': 'e2e-echo' };
+
 let total = 0;
 const spoofed = [];
 
@@ -42,7 +46,7 @@ const server = http.createServer((req, res) => {
     if (accept.includes('text/html')) {
       const ident = IDENTITY.map((h) => `<tr><th>${esc(h)}</th><td>${esc((byName[h] || ['(none)']).join(' | '))}</td></tr>`).join('');
       const json = JSON.stringify(echo).replace(/</g, '\\u003c');
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', ...SERVER_HEADERS });
       res.end(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>e2e upstream</title>
 <style>body{font-family:sans-serif;margin:40px;background:#f6fff4}h1{font-size:22px}table{border-collapse:collapse}th,td{border:1px solid #9b9;padding:6px 10px;text-align:left;font-size:14px}th{background:#e2f5dd}</style>
 </head><body><h1 id="who">Hello, ${esc((byName['x-forwarded-user'] || ['anonymous'])[0])}</h1>
@@ -51,7 +55,7 @@ const server = http.createServer((req, res) => {
 <script type="application/json" id="echo">${json}</script></body></html>`);
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', ...SERVER_HEADERS });
     res.end(JSON.stringify(echo));
   });
 });

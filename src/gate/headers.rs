@@ -26,10 +26,19 @@ pub(super) const CLAIMS_MEMO_ENTRIES: u64 = 10_000;
 pub(super) const CLAIMS_MEMO_IDLE: Duration = Duration::from_secs(600);
 
 /// The decoded ID-token claims of recent sessions, so that a request does not
-/// parse its session's ID token again. Keyed by the session id and the end of
-/// the ID token's signature: a refreshed ID token is a new entry.
+/// parse its session's ID token again. Keyed by the session id (looked up
+/// without allocating); an entry holds the fingerprint of the ID token it
+/// was decoded from (its length and the end of its signature), so a
+/// refreshed ID token replaces it.
 pub(super) struct ClaimsMemo {
-    cache: Option<moka::sync::Cache<String, Arc<Map<String, Value>>>>,
+    cache: Option<moka::sync::Cache<String, Arc<MemoEntry>>>,
+}
+
+/// Decoded claims and the ID token they came from.
+struct MemoEntry {
+    id_token_len: usize,
+    id_token_tail: String,
+    claims: Arc<Map<String, Value>>,
 }
 
 impl ClaimsMemo {
@@ -56,8 +65,21 @@ impl ClaimsMemo {
             .rev()
             .nth(31)
             .map_or(id_token, |(i, _)| &id_token[i..]);
-        let key = format!("{}.{}.{tail}", session.sid, id_token.len());
-        cache.get_with(key, || Arc::new(stored_claims(id_token)))
+        if let Some(hit) = cache.get(session.sid.as_str()) {
+            if hit.id_token_len == id_token.len() && hit.id_token_tail == tail {
+                return hit.claims.clone();
+            }
+        }
+        let claims = Arc::new(stored_claims(id_token));
+        cache.insert(
+            session.sid.clone(),
+            Arc::new(MemoEntry {
+                id_token_len: id_token.len(),
+                id_token_tail: tail.to_owned(),
+                claims: claims.clone(),
+            }),
+        );
+        claims
     }
 }
 
@@ -126,6 +148,33 @@ fn stored_claims(id_token: &str) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session(sid: &str, claims: &str, signature: &str) -> Session {
+        let payload = URL_SAFE_NO_PAD.encode(claims.as_bytes());
+        serde_json::from_value(serde_json::json!({
+            "i": sid, "c": 1, "u": "u", "s": "s", "x": 2,
+            "it": format!("h.{payload}.{signature}"),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_memo_follows_a_refreshed_id_token_and_keeps_sessions_apart() {
+        let memo = ClaimsMemo::new(true);
+        let sig = "s".repeat(40);
+        let first = session("sid-1", r#"{"email":"old@example.com"}"#, &sig);
+        assert_eq!(memo.claims(&first)["email"], "old@example.com");
+        // Same session, a refreshed ID token (new signature, same length):
+        // the claims of the new token, not the remembered ones.
+        let refreshed = session("sid-1", r#"{"email":"new@example.com"}"#, &"t".repeat(40));
+        assert_eq!(memo.claims(&refreshed)["email"], "new@example.com");
+        // Another session never gets this one's claims.
+        let other = session("sid-2", r#"{"email":"other@example.com"}"#, &sig);
+        assert_eq!(memo.claims(&other)["email"], "other@example.com");
+        assert_eq!(memo.claims(&refreshed)["email"], "new@example.com");
+        // Without templates reading claims, nothing is decoded.
+        assert!(ClaimsMemo::new(false).claims(&first).is_empty());
+    }
 
     #[test]
     fn stored_claims_reads_the_payload_or_nothing() {

@@ -335,10 +335,15 @@ impl Policy {
         if th.is_empty() {
             return h;
         }
-        for n in &self.token_names {
-            h.insert(n.clone(), HeaderValue::from_static(""));
-        }
         th.render(claims, tokens, &mut h);
+        // Every name the templates may set is sent, empty when nothing was
+        // rendered, so that a client's copy never survives in front of a
+        // forward-auth door.
+        for n in &self.token_names {
+            if !h.contains_key(n) {
+                h.insert(n.clone(), HeaderValue::from_static(""));
+            }
+        }
         h
     }
 

@@ -131,10 +131,15 @@ pub struct Tokens<'a> {
 
 /// `s` as a header value, or why it cannot be sent.
 fn checked_value(s: &str) -> Result<HeaderValue, &'static str> {
-    if s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err("rendered value holds CR, LF or NUL");
-    }
-    HeaderValue::from_str(s).map_err(|_| "rendered value holds control characters")
+    // One pass on the way in; the bytes are looked at again only to say why
+    // a value was refused.
+    HeaderValue::from_str(s).map_err(|_| {
+        if s.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            "rendered value holds CR, LF or NUL"
+        } else {
+            "rendered value holds control characters"
+        }
+    })
 }
 
 /// Why a header name cannot be configured.
