@@ -391,6 +391,50 @@ async fn sessions_keep_working_while_redis_is_down_and_after_it_returns() {
     assert!(user_seen(&c, &a, &mut kept.clone()).await.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_that_cannot_be_recorded_is_a_503_and_can_be_repeated() {
+    let mut redis = RedisServer::start().expect("redis-server (run `cargo xtask setup`)");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let a = replica(&idp, &up, &redis).await;
+    let b = replica(&idp, &up, &redis).await;
+    let c = client();
+    let jar = login(&c, &a).await;
+    assert!(user_seen(&c, &b, &mut jar.clone()).await.is_some());
+
+    redis.stop();
+    let mut during = jar.clone();
+    let refused = get(
+        &c,
+        &format!("{}/oauth2/callback/logout", a.base),
+        &mut during,
+    )
+    .await;
+    assert_eq!(
+        refused.status(),
+        503,
+        "a logout the other replicas cannot learn of is not a sign-out"
+    );
+    assert_eq!(
+        during.header(),
+        jar.header(),
+        "the browser keeps its cookie to try again"
+    );
+
+    redis.restart().expect("redis restarts on the same port");
+    for r in [&a, &b] {
+        eventually(Duration::from_secs(20), "replica reconnects", || async {
+            r.gate.caches().ping().await.is_ok()
+        })
+        .await;
+    }
+    log_out(&c, &a, &jar).await;
+    assert!(
+        ended_soon(&c, &b, &jar).await,
+        "the repeated logout is enforced on the other replica"
+    );
+}
+
 // ---- provider-initiated logout (back-channel and front-channel) ----------
 
 const CHANNELS: &str = "enableBackchannelLogout: true\nenableFrontchannelLogout: true\n";
@@ -993,4 +1037,192 @@ async fn front_channel_logout_requires_iss_when_the_provider_sends_it() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert!(user_seen(&c, &a, &mut jar.clone()).await.is_none());
+}
+
+/// What one request of the load loop got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// 200 with the session's own user upstream.
+    Own,
+    /// 5xx: the store or the shared caches could not answer (allowed while
+    /// the master moves, see the outage policy in docs/security.md).
+    Unavailable(u16),
+    /// Anything else: a login redirect, a 401, or another user's identity.
+    Wrong(u16, Option<String>),
+}
+
+/// Requests `/app` with `jar`, expecting `user` upstream.
+async fn seen_as(c: &reqwest::Client, base: &str, user: &str, jar: &Jar) -> Seen {
+    let resp = get(c, &format!("{base}/app"), &mut jar.clone()).await;
+    let status = resp.status().as_u16();
+    if status >= 500 {
+        return Seen::Unavailable(status);
+    }
+    let seen = if status == 200 {
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["headers"]["x-forwarded-user"]
+            .as_str()
+            .map(str::to_owned)
+    } else {
+        None
+    };
+    if status == 200 && seen.as_deref() == Some(user) {
+        Seen::Own
+    } else {
+        Seen::Wrong(status, seen)
+    }
+}
+
+/// Most requests one load loop sends (it normally stops long before).
+const LOAD_BOUND: usize = 20_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_over_tls_during_traffic_loses_no_server_side_session() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use testkit::redis::{
+        RedisSentinel, SENTINEL_PASSWORD, SENTINEL_USER, TLS_CLIENT_PASSWORD, TLS_CLIENT_USER,
+    };
+    const USERS: usize = 20;
+
+    let certs = testkit::tls::TestCertificates::make().expect("openssl");
+    let mut set =
+        tokio::task::block_in_place(|| RedisSentinel::start_tls(&certs)).expect("redis sentinel");
+    let idp = TestIdp::start(IdpConfig::default()).await;
+    let up = EchoUpstream::start().await;
+    let block = format!(
+        "  mode: sentinel\n  addresses: [{}]\n  sentinelMaster: {}\n\
+         \x20 username: {TLS_CLIENT_USER}\n  password: {TLS_CLIENT_PASSWORD}\n\
+         \x20 sentinelUsername: {SENTINEL_USER}\n  sentinelPassword: {SENTINEL_PASSWORD}\n\
+         \x20 enableTLS: true\n  tlsCACert: {}\n  tlsCert: {}\n  tlsKey: {}\n{SLOW_RECOVERY}",
+        set.sentinel_addresses().join(", "),
+        RedisSentinel::MASTER_NAME,
+        certs.ca().display(),
+        certs.client_cert().display(),
+        certs.client_key().display(),
+    );
+    let a = replica_with_redis(&idp, &up, "sessionStore: redis\n", &block).await;
+    let b = replica_with_redis(&idp, &up, "sessionStore: redis\n", &block).await;
+    for r in [&a, &b] {
+        eventually(
+            Duration::from_secs(10),
+            "replica reaches the master over TLS",
+            || async { r.gate.caches().ping().await.is_ok() },
+        )
+        .await;
+    }
+    let c = client();
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let email = format!("user{i}@example.com");
+        idp.set_user(testkit::TestUser::new(&format!("sub-{i}"), &email));
+        let on = if i % 2 == 0 { &a } else { &b };
+        users.push((email, login(&c, on).await));
+    }
+    for (user, jar) in &users {
+        for r in [&a, &b] {
+            assert_eq!(seen_as(&c, &r.base, user, jar).await, Seen::Own);
+        }
+    }
+    // Every session is on the replica before the master goes: read on the
+    // replica itself (a WAIT on a fresh connection would wait for nothing).
+    let pattern = "oidcgate:session:*";
+    let on_master = tokio::task::block_in_place(|| set.master_keys(pattern));
+    assert_eq!(on_master.len(), USERS, "one stored session per user");
+    eventually(Duration::from_secs(10), "sessions replicated", || async {
+        let on_replica = tokio::task::block_in_place(|| set.replica_keys(pattern));
+        on_master.iter().all(|k| on_replica.contains(k))
+    })
+    .await;
+
+    // Authenticated traffic on both replicas while the master is killed and
+    // the replica promoted.
+    let users = Arc::new(users);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = [a.base.clone(), b.base.clone()].map(|base| {
+        let (users, stop, c) = (users.clone(), stop.clone(), c.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for n in 0..LOAD_BOUND {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (user, jar) = &users[n % users.len()];
+                seen.push((
+                    tokio::time::Instant::now(),
+                    seen_as(&c, &base, user, jar).await,
+                ));
+            }
+            seen
+        })
+    });
+    let kill = tokio::time::Instant::now();
+    let new_master =
+        tokio::task::block_in_place(|| set.kill_master_and_promote()).expect("sentinel fail-over");
+    assert_eq!(set.master_port(), Some(new_master));
+    let promoted = tokio::time::Instant::now();
+    // Bounds well under the 30 s breaker and health-check periods: only a
+    // prompt re-resolution of the master meets them.
+    for r in [&a, &b] {
+        eventually(
+            Duration::from_secs(15),
+            "replica follows the new master over TLS",
+            || async { r.gate.caches().ping().await.is_ok() },
+        )
+        .await;
+    }
+    eventually(
+        Duration::from_secs(15),
+        "every session works on both replicas after the fail-over",
+        || async {
+            for (user, jar) in users.iter() {
+                for r in [&a, &b] {
+                    if seen_as(&c, &r.base, user, jar).await != Seen::Own {
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut during = 0;
+    let mut unavailable = 0;
+    for task in load {
+        for (at, seen) in task.await.unwrap() {
+            assert!(
+                !matches!(seen, Seen::Wrong(..)),
+                "during the fail-over a request got {seen:?}"
+            );
+            if at >= kill && at <= promoted {
+                during += 1;
+            }
+            if matches!(seen, Seen::Unavailable(_)) {
+                unavailable += 1;
+            }
+        }
+    }
+    assert!(during > 0, "no request was sent while the master moved");
+    eprintln!("{during} requests while the master moved, {unavailable} answered 5xx");
+
+    // A logout after the fail-over is enforced on the other replica.
+    let (user, jar) = &users[0];
+    log_out(&c, &b, jar).await;
+    let last = std::sync::Mutex::new(None);
+    let ended = testkit::wait::eventually(Duration::from_secs(10), || async {
+        let seen = seen_as(&c, &a.base, user, jar).await;
+        let ended = seen == Seen::Wrong(302, None);
+        *last.lock().unwrap() = Some(seen);
+        ended
+    })
+    .await;
+    assert!(
+        ended,
+        "logout on B not enforced on A after the fail-over: last {:?}, A {:?}, B {:?}",
+        last.lock().unwrap(),
+        a.gate.caches().stats(),
+        b.gate.caches().stats()
+    );
+    let (user, jar) = &users[1];
+    assert_eq!(seen_as(&c, &a.base, user, jar).await, Seen::Own);
 }

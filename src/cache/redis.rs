@@ -212,6 +212,28 @@ fn conn_addr(addr: &RedisAddress) -> ConnectionAddr {
     ConnectionAddr::Tcp(addr.host.clone(), addr.port)
 }
 
+/// A sentinel's address: over TLS when `tls` is given (the builder then
+/// applies its verification mode and certificates).
+fn sentinel_addr(addr: &RedisAddress, tls: Option<&LoadedTls>) -> ConnectionAddr {
+    match tls {
+        None => conn_addr(addr),
+        Some(t) => ConnectionAddr::TcpTls {
+            host: addr.host.clone(),
+            port: addr.port,
+            insecure: t.insecure,
+            tls_params: None,
+        },
+    }
+}
+
+fn tls_mode(t: &LoadedTls) -> TlsMode {
+    if t.insecure {
+        TlsMode::Insecure
+    } else {
+        TlsMode::Secure
+    }
+}
+
 /// Whether an error means Redis is unreachable or unwell (as opposed to a bad
 /// reply to one command).
 fn is_outage(e: &RedisError) -> bool {
@@ -267,13 +289,28 @@ impl RedisStore {
                 if sentinels.is_empty() {
                     return Err("sentinel mode needs at least one sentinel address".to_owned());
                 }
+                let sentinel_tls = match settings.sentinel_tls {
+                    Some(false) => None,
+                    Some(true) | None => tls.as_ref(),
+                };
                 let mut b = SentinelClientBuilder::new(
-                    sentinels.iter().map(conn_addr),
+                    sentinels.iter().map(|a| sentinel_addr(a, sentinel_tls)),
                     master_name,
                     SentinelServerType::Master,
                 )
                 .map_err(|e| e.to_string())?
                 .set_client_to_redis_db(settings.db);
+                if let Some(u) = &settings.sentinel_username {
+                    b = b.set_client_to_sentinel_username(u);
+                }
+                if let Some(p) = &settings.sentinel_password {
+                    b = b.set_client_to_sentinel_password(p);
+                }
+                if let Some(t) = sentinel_tls {
+                    b = b
+                        .set_client_to_sentinel_tls_mode(tls_mode(t))
+                        .set_client_to_sentinel_certificates(t.certs.clone());
+                }
                 if let Some(u) = &settings.username {
                     b = b.set_client_to_redis_username(u);
                 }
@@ -282,11 +319,7 @@ impl RedisStore {
                 }
                 if let Some(t) = &tls {
                     b = b
-                        .set_client_to_redis_tls_mode(if t.insecure {
-                            TlsMode::Insecure
-                        } else {
-                            TlsMode::Secure
-                        })
+                        .set_client_to_redis_tls_mode(tls_mode(t))
                         .set_client_to_redis_certificates(t.certs.clone());
                 }
                 Connector::Sentinel(tokio::sync::Mutex::new(
@@ -309,13 +342,7 @@ impl RedisStore {
                     b = b.password(p);
                 }
                 if let Some(t) = &tls {
-                    b = b
-                        .tls(if t.insecure {
-                            TlsMode::Insecure
-                        } else {
-                            TlsMode::Secure
-                        })
-                        .certs(t.certs.clone());
+                    b = b.tls(tls_mode(t)).certs(t.certs.clone());
                 }
                 Connector::Cluster {
                     client: b.build().map_err(|e| e.to_string())?,

@@ -176,6 +176,15 @@ pub struct RedisSettings {
     pub breaker: Option<BreakerSettings>,
     /// Interval of the background health check.
     pub health_check_interval: Duration,
+    /// Sentinel mode: the ACL user the gate authenticates as to the
+    /// sentinels (the data nodes use [`username`](Self::username)).
+    pub sentinel_username: Option<String>,
+    /// Sentinel mode: the sentinels' password (`AUTH`). Never printed.
+    pub sentinel_password: Option<String>,
+    /// Sentinel mode: whether the sentinels are reached over TLS (with the
+    /// same CA and client certificate as the data nodes); `None` follows
+    /// [`tls`](Self::tls).
+    pub sentinel_tls: Option<bool>,
 }
 
 impl RedisSettings {
@@ -193,6 +202,9 @@ impl RedisSettings {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             breaker: Some(BreakerSettings::default()),
             health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
+            sentinel_username: None,
+            sentinel_password: None,
+            sentinel_tls: None,
         }
     }
 
@@ -217,6 +229,12 @@ impl fmt::Debug for RedisSettings {
             .field("response_timeout", &self.response_timeout)
             .field("breaker", &self.breaker)
             .field("health_check_interval", &self.health_check_interval)
+            .field("sentinel_username", &self.sentinel_username)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "[redacted]"),
+            )
+            .field("sentinel_tls", &self.sentinel_tls)
             .finish()
     }
 }
@@ -308,6 +326,8 @@ mod tests {
     fn debug_redacts_password() {
         let mut s = RedisSettings::standalone(RedisAddress::parse("h:1").unwrap());
         s.password = Some("hunter2".to_owned());
-        assert!(!format!("{s:?}").contains("hunter2"));
+        s.sentinel_password = Some("hunter3".to_owned());
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("hunter3"));
     }
 }

@@ -116,6 +116,13 @@ pub(super) struct RawRedisConfig {
     pub(super) cluster_mode: bool,
     /// Sentinel mode: the monitored master's name.
     pub(super) sentinel_master: String,
+    /// Sentinel mode: ACL user name for the sentinels.
+    pub(super) sentinel_username: String,
+    /// Sentinel mode: the sentinels' password.
+    pub(super) sentinel_password: String,
+    /// Sentinel mode: TLS to the sentinels (default: as `enableTLS`).
+    #[serde(rename = "sentinelTLS")]
+    pub(super) sentinel_tls: Option<bool>,
     /// Go client pool keys of the Redis guide (no counterpart here).
     pub(super) max_retries: i64,
     /// See `max_retries`.
@@ -272,6 +279,8 @@ impl RawRedisConfig {
             }
         };
         text(&mut self.password, "REDIS_PASSWORD");
+        text(&mut self.sentinel_username, "REDIS_SENTINEL_USERNAME");
+        text(&mut self.sentinel_password, "REDIS_SENTINEL_PASSWORD");
         text(&mut self.key_prefix, "REDIS_KEY_PREFIX");
         text(&mut self.cache_mode, "REDIS_CACHE_MODE");
         text(&mut self.tls_cert, "REDIS_TLS_CERT_FILE");
@@ -439,6 +448,7 @@ pub(super) fn settings(
         r,
     );
     let memory_budget = memory_budget(&raw, mode, r);
+    sentinel_access(&raw, r);
     let non_empty = |s: String| (!s.is_empty()).then_some(s);
     let redis = RedisSettings {
         topology,
@@ -452,6 +462,9 @@ pub(super) fn settings(
         response_timeout,
         breaker,
         health_check_interval,
+        sentinel_username: non_empty(raw.sentinel_username),
+        sentinel_password: non_empty(raw.sentinel_password),
+        sentinel_tls: raw.sentinel_tls,
     };
     CacheSettings {
         mode,
@@ -523,6 +536,25 @@ fn topology(raw: &RawRedisConfig, r: &mut Report) -> Option<RedisTopology> {
             );
             None
         }
+    }
+}
+
+/// The sentinel keys mean something only in Sentinel mode, and TLS to the
+/// sentinels only with TLS settings to use.
+fn sentinel_access(raw: &RawRedisConfig, r: &mut Report) {
+    if raw.mode.trim() != "sentinel" {
+        for (key, set) in [
+            ("sentinelUsername", !raw.sentinel_username.is_empty()),
+            ("sentinelPassword", !raw.sentinel_password.is_empty()),
+            ("sentinelTLS", raw.sentinel_tls.is_some()),
+        ] {
+            if set {
+                r.error(&k(key), "set but redis.mode is not sentinel");
+            }
+        }
+    }
+    if raw.sentinel_tls == Some(true) && !raw.enable_tls {
+        r.error(&k("sentinelTLS"), "set but redis.enableTLS is false");
     }
 }
 

@@ -24,7 +24,7 @@ impl Gate {
         let s = &self.inner.settings;
         let secure = self.secure(view);
         let now = self.now();
-        let session = self.load_session(view, now).await;
+        let session = self.load_session(view, now).await?;
         let mut set_cookies = self.inner.sessions.clear(&view.headers, secure);
         if !set_cookies
             .iter()
@@ -60,8 +60,13 @@ impl Gate {
         }
         if let Some(session) = &session {
             tracing::info!(user = %session.identifier, "logout");
-            // A copy of the cookie kept elsewhere must not outlive the logout.
-            self.invalidate_session(&session.sid).await;
+            // A copy of the cookie kept elsewhere must not outlive the logout:
+            // a logout that cannot be recorded for every replica is a 503
+            // (the browser keeps its cookie and can try again), never a
+            // sign-out that only this browser believes.
+            self.invalidate_session(&session.sid)
+                .await
+                .map_err(|e| Error::SessionStore(e.to_string()))?;
             self.forget_session(session).await;
             self.revoke_session_tokens(session).await;
         }

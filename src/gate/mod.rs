@@ -441,7 +441,7 @@ impl Gate {
             return Ok(Decision::Allow(self.open_allow()));
         }
         let now = self.inner.clock.now();
-        let session = self.load_session(view, now).await;
+        let session = self.load_session(view, now).await?;
         if let Some(token) = self.bearer_candidate(view, session.is_some()) {
             return Box::pin(self.bearer(view, token)).await;
         }
@@ -477,23 +477,25 @@ impl Gate {
         &self.inner.caches
     }
 
-    /// Ends session `sid` on every replica sharing the caches.
-    pub async fn invalidate_session(&self, sid: &str) {
+    /// Ends session `sid` on every replica sharing the caches. An error
+    /// means the logout mark could not be stored in the shared cache: it is
+    /// then enforced on this replica only.
+    pub async fn invalidate_session(&self, sid: &str) -> Result<(), crate::cache::Error> {
         let Ok(key) = CacheKey::new(format!("sid:{sid}")) else {
-            return;
+            return Ok(());
         };
         let ttl = std::time::Duration::from_secs(self.inner.sessions.max_age_secs());
-        if let Err(e) = self
-            .inner
+        self.inner
             .caches
             .set(Namespace::SessionInvalidation, &key, &self.now(), ttl)
             .await
-        {
-            tracing::warn!(error = %e, "session invalidation could not be stored");
-        }
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "session invalidation could not be stored");
+            })?;
         self.inner
             .metrics
             .session_invalidated(InvalidationChannel::Logout);
+        Ok(())
     }
 
     /// Refresh grants this gate has sent to the provider.

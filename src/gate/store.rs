@@ -36,29 +36,48 @@ fn store_key(sid: &str) -> Option<CacheKey> {
     CacheKey::new(format!("sid:{sid}")).ok()
 }
 
+/// The stored session `sealed` that `stub` (the cookie's reference) points
+/// at, if it opens with the reference's secret and names the same session.
+fn open_stored(stub: &Session, secret: String, sealed: &str) -> Option<Session> {
+    let plain = open_with_secret(&secret, SEAL_LABEL, sealed).ok()?;
+    let mut session: Session = serde_json::from_slice(&plain).ok()?;
+    if session.sid != stub.sid || session.created_at != stub.created_at {
+        return None;
+    }
+    session.server_secret = Some(secret);
+    Some(session)
+}
+
 impl Gate {
     /// The request's session, from the cookie or (for a reference) the store.
-    /// A reference whose stored session is gone or does not open is no session.
-    pub(super) async fn load_session(&self, view: &RequestView, now: u64) -> Option<Session> {
-        let stub = self.inner.sessions.load(&view.headers, now)?;
+    /// A reference whose stored session is gone or does not open is no session;
+    /// a store that cannot answer (and no copy in this replica's memory) is
+    /// [`Error::SessionStore`]: the session is not lost, so the request is
+    /// not sent to log in again (the same cookie works once the store answers).
+    pub(super) async fn load_session(
+        &self,
+        view: &RequestView,
+        now: u64,
+    ) -> Result<Option<Session>, Error> {
+        let Some(stub) = self.inner.sessions.load(&view.headers, now) else {
+            return Ok(None);
+        };
         let Some(secret) = stub.server_secret.clone() else {
-            return Some(stub);
+            return Ok(Some(stub));
         };
-        let key = store_key(&stub.sid)?;
-        let sealed: String = match self.inner.caches.get(Namespace::Session, &key).await {
-            Ok(v) => v?,
-            Err(e) => {
-                tracing::warn!(error = %e, "session store unavailable; treating as no session");
-                return None;
-            }
+        let Some(key) = store_key(&stub.sid) else {
+            return Ok(None);
         };
-        let plain = open_with_secret(&secret, SEAL_LABEL, &sealed).ok()?;
-        let mut session: Session = serde_json::from_slice(&plain).ok()?;
-        if session.sid != stub.sid || session.created_at != stub.created_at {
-            return None;
-        }
-        session.server_secret = Some(secret);
-        Some(session)
+        let sealed: Option<String> = self
+            .inner
+            .caches
+            .get(Namespace::Session, &key)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "session store unavailable");
+                Error::SessionStore(e.to_string())
+            })?;
+        Ok(sealed.and_then(|sealed| open_stored(&stub, secret, &sealed)))
     }
 
     /// Set-Cookie values that keep `session`, writing it to the store first in

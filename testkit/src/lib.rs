@@ -16,6 +16,7 @@ pub mod graph;
 pub mod idp;
 pub mod redis;
 pub mod served;
+pub mod tls;
 pub mod upstream;
 pub mod wait;
 

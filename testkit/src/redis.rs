@@ -12,8 +12,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::tls::TestCertificates;
 
 /// How long to wait for a started process to answer `PING`.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,10 +50,10 @@ fn find_binary(name: &str) -> Result<PathBuf, LaunchError> {
 
 /// A fresh directory under the system temp dir, removed on drop.
 #[derive(Debug)]
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Result<TempDir, LaunchError> {
+    pub(crate) fn new(tag: &str) -> Result<TempDir, LaunchError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
@@ -63,7 +66,7 @@ impl TempDir {
         Ok(TempDir(dir))
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -74,28 +77,91 @@ impl Drop for TempDir {
     }
 }
 
+/// How the test reaches a process it started: plain TCP or TLS (trusting
+/// the test CA, presenting the test client certificate), and the ACL user it
+/// authenticates as, if any.
+#[derive(Clone, Default)]
+pub(crate) struct Access {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    auth: Option<(String, String)>,
+}
+
+impl fmt::Debug for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Access")
+            .field("tls", &self.tls.is_some())
+            .field("user", &self.auth.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+/// A connection of either kind.
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+impl Access {
+    fn tls(config: Arc<rustls::ClientConfig>, user: &str, password: &str) -> Access {
+        Access {
+            tls: Some(config),
+            auth: Some((user.to_owned(), password.to_owned())),
+        }
+    }
+
+    /// Connects (and authenticates) to `port` on 127.0.0.1.
+    fn open(&self, port: u16) -> std::io::Result<BufReader<Box<dyn Stream>>> {
+        let s = TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(500),
+        )?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.set_write_timeout(Some(Duration::from_secs(2)))?;
+        let stream: Box<dyn Stream> = match &self.tls {
+            None => Box::new(s),
+            Some(config) => {
+                let name =
+                    rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(std::io::Error::other)?;
+                Box::new(rustls::StreamOwned::new(conn, s))
+            }
+        };
+        let mut r = BufReader::new(stream);
+        if let Some((user, password)) = &self.auth {
+            r.get_mut()
+                .write_all(format!("AUTH {user} {password}\r\n").as_bytes())?;
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            if !line.starts_with("+OK") {
+                return Err(std::io::Error::other(format!(
+                    "AUTH refused: {}",
+                    line.trim_end()
+                )));
+            }
+        }
+        Ok(r)
+    }
+
+    /// Sends one inline command and returns the connection to read the
+    /// reply from.
+    fn send(&self, port: u16, cmd: &str) -> std::io::Result<BufReader<Box<dyn Stream>>> {
+        let mut r = self.open(port)?;
+        r.get_mut().write_all(format!("{cmd}\r\n").as_bytes())?;
+        r.get_mut().flush()?;
+        Ok(r)
+    }
+}
+
 /// Sends one inline command and reads the first reply line.
-fn command_line(port: u16, cmd: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+fn command_line(access: &Access, port: u16, cmd: &str) -> std::io::Result<String> {
+    let mut r = access.send(port, cmd)?;
     let mut line = String::new();
-    BufReader::new(&mut s).read_line(&mut line)?;
+    r.read_line(&mut line)?;
     Ok(line.trim_end().to_owned())
 }
 
 /// Sends one inline command and returns the whole bulk-string reply.
-fn command_bulk(port: u16, cmd: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(format!("{cmd}\r\n").as_bytes())?;
-    let mut r = BufReader::new(&mut s);
+fn command_bulk(access: &Access, port: u16, cmd: &str) -> std::io::Result<String> {
+    let mut r = access.send(port, cmd)?;
     let mut header = String::new();
     r.read_line(&mut header)?;
     let Some(len) = header.trim_end().strip_prefix('$') else {
@@ -140,15 +206,10 @@ fn read_reply(r: &mut impl BufRead, out: &mut Vec<String>) -> std::io::Result<()
 
 /// Sends one inline command and returns every scalar of its reply,
 /// flattened.
-fn command_values(port: u16, cmd: &str) -> std::io::Result<Vec<String>> {
-    let mut s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(500),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(format!("{cmd}\r\n").as_bytes())?;
+fn command_values(access: &Access, port: u16, cmd: &str) -> std::io::Result<Vec<String>> {
+    let mut r = access.send(port, cmd)?;
     let mut out = Vec::new();
-    read_reply(&mut BufReader::new(&mut s), &mut out)?;
+    read_reply(&mut r, &mut out)?;
     Ok(out)
 }
 
@@ -175,11 +236,16 @@ fn poll_until(
     Ok(())
 }
 
-fn wait_for_pong(port: u16, child: &mut Child, timeout: Duration) -> Result<(), LaunchError> {
+fn wait_for_pong(
+    access: &Access,
+    port: u16,
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<(), LaunchError> {
     let deadline = Instant::now() + timeout;
     loop {
         // A server with a password answers -NOAUTH: it is up all the same.
-        if let Ok(line) = command_line(port, "PING")
+        if let Ok(line) = command_line(access, port, "PING")
             && (line == "+PONG" || line.starts_with("-NOAUTH"))
         {
             return Ok(());
@@ -205,12 +271,42 @@ fn kill(child: &mut Option<Child>) {
     }
 }
 
+/// The ACL user a client of a TLS deployment ([`RedisServer::start_tls`],
+/// [`RedisSentinel::start_tls`]) authenticates as on the data nodes.
+pub const TLS_CLIENT_USER: &str = "gate";
+/// The password of [`TLS_CLIENT_USER`].
+pub const TLS_CLIENT_PASSWORD: &str = "gate-secret";
+/// The ACL user a client authenticates as on the sentinels of
+/// [`RedisSentinel::start_tls`].
+pub const SENTINEL_USER: &str = "watcher";
+/// The password of [`SENTINEL_USER`].
+pub const SENTINEL_PASSWORD: &str = "watcher-secret";
+/// The data nodes' user for the test itself, replication and the sentinels.
+const ADMIN_USER: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-secret";
+
+/// `redis-server` arguments defining the ACL user `name` with every right.
+fn acl_user(name: &str, password: &str) -> Vec<String> {
+    [
+        "--user",
+        name,
+        "on",
+        &format!(">{password}"),
+        "~*",
+        "&*",
+        "+@all",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A `redis-server` process on a free loopback port, without persistence.
 /// Killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     args: Vec<String>,
+    access: Access,
     child: Option<Child>,
     dir: TempDir,
 }
@@ -225,14 +321,49 @@ impl RedisServer {
     /// (for example `["--requirepass", "pw"]`).
     pub fn start_with(extra: &[&str]) -> Result<RedisServer, LaunchError> {
         let port = crate::free_port();
-        Self::start_on(port, extra.iter().map(|s| (*s).to_owned()).collect())
+        Self::start_on(
+            port,
+            extra.iter().map(|s| (*s).to_owned()).collect(),
+            Access::default(),
+        )
     }
 
-    fn start_on(port: u16, args: Vec<String>) -> Result<RedisServer, LaunchError> {
+    /// Starts a server that speaks TLS only (`--port 0 --tls-port`), with
+    /// the certificates of `certs`, requires a client certificate signed by
+    /// their CA, replicates over TLS, and has no `default` user: clients
+    /// authenticate as [`TLS_CLIENT_USER`]. `extra` are further
+    /// `redis-server` arguments.
+    pub fn start_tls(certs: &TestCertificates, extra: &[&str]) -> Result<RedisServer, LaunchError> {
+        let access = Access::tls(certs.client_config()?, ADMIN_USER, ADMIN_PASSWORD);
+        let mut args: Vec<String> = [
+            "--tls-cert-file",
+            &certs.server_cert().to_string_lossy(),
+            "--tls-key-file",
+            &certs.server_key().to_string_lossy(),
+            "--tls-ca-cert-file",
+            &certs.ca().to_string_lossy(),
+            "--tls-auth-clients",
+            "yes",
+            "--tls-replication",
+            "yes",
+            "--user",
+            "default",
+            "off",
+        ]
+        .map(|s| s.to_owned())
+        .to_vec();
+        args.extend(acl_user(ADMIN_USER, ADMIN_PASSWORD));
+        args.extend(acl_user(TLS_CLIENT_USER, TLS_CLIENT_PASSWORD));
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self::start_on(crate::free_port(), args, access)
+    }
+
+    fn start_on(port: u16, args: Vec<String>, access: Access) -> Result<RedisServer, LaunchError> {
         let dir = TempDir::new("server")?;
         let mut server = RedisServer {
             port,
             args,
+            access,
             child: None,
             dir,
         };
@@ -242,8 +373,14 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), LaunchError> {
         let bin = find_binary("redis-server")?;
+        let port = self.port.to_string();
+        let listen: &[&str] = if self.access.tls.is_some() {
+            &["--port", "0", "--tls-port", &port]
+        } else {
+            &["--port", &port]
+        };
         let mut child = Command::new(bin)
-            .args(["--port", &self.port.to_string()])
+            .args(listen)
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -254,7 +391,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| LaunchError(format!("cannot start redis-server: {e}")))?;
-        if let Err(e) = wait_for_pong(self.port, &mut child, DEFAULT_START_TIMEOUT) {
+        if let Err(e) = wait_for_pong(&self.access, self.port, &mut child, DEFAULT_START_TIMEOUT) {
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
@@ -305,7 +442,8 @@ impl RedisServer {
     /// Runs one inline command (no quoting) and returns the first reply line,
     /// e.g. `"+OK"`, `":1"`, `"$-1"`.
     pub fn command(&self, cmd: &str) -> Result<String, LaunchError> {
-        command_line(self.port, cmd).map_err(|e| LaunchError(format!("redis command failed: {e}")))
+        command_line(&self.access, self.port, cmd)
+            .map_err(|e| LaunchError(format!("redis command failed: {e}")))
     }
 }
 
@@ -358,7 +496,7 @@ impl RedisCluster {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| LaunchError(format!("cannot start redis-server: {e}")))?;
-            let ready = wait_for_pong(port, &mut child, DEFAULT_START_TIMEOUT);
+            let ready = wait_for_pong(&Access::default(), port, &mut child, DEFAULT_START_TIMEOUT);
             cluster.nodes.push((port, child));
             ready?;
         }
@@ -384,7 +522,8 @@ impl RedisCluster {
         let deadline = Instant::now() + DEFAULT_CLUSTER_READY_TIMEOUT;
         for (port, _) in &cluster.nodes {
             loop {
-                let info = command_bulk(*port, "CLUSTER INFO").unwrap_or_default();
+                let info =
+                    command_bulk(&Access::default(), *port, "CLUSTER INFO").unwrap_or_default();
                 if info.contains("cluster_state:ok") {
                     break;
                 }
@@ -425,19 +564,22 @@ impl Drop for RedisCluster {
 /// How long a fail-over may take once the master is gone.
 pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One master, one replica and one sentinel monitoring the master under the
-/// name [`RedisSentinel::MASTER_NAME`], with short failure-detection times.
-/// Killed on drop.
+/// One master, one replica and one or more sentinels monitoring the master
+/// under the name [`RedisSentinel::MASTER_NAME`], with short
+/// failure-detection times. Killed on drop.
 ///
-/// The sentinel is told never to enter TILT mode: a sentinel whose process
+/// The sentinels are told never to enter TILT mode: a sentinel whose process
 /// stalls for two seconds (a loaded test machine) otherwise stops acting for
 /// thirty, and a fail-over a test waits for never comes.
 #[derive(Debug)]
 pub struct RedisSentinel {
     master: RedisServer,
     replica: RedisServer,
-    sentinel_port: u16,
-    sentinel: Option<Child>,
+    /// Port and process of each sentinel; the first one is asked.
+    sentinels: Vec<(u16, Option<Child>)>,
+    /// How the test reaches the data nodes and the sentinels.
+    data: Access,
+    watch: Access,
     dir: TempDir,
 }
 
@@ -445,8 +587,9 @@ impl RedisSentinel {
     /// The monitored master's name.
     pub const MASTER_NAME: &'static str = "testmaster";
 
-    /// Starts the three processes and waits until the sentinel knows the
-    /// master and its replica (so that a fail-over can happen).
+    /// Starts a master, its replica and one sentinel, all on plain TCP
+    /// without passwords, and waits until the sentinel knows the master and
+    /// its replica (so that a fail-over can happen).
     pub fn start() -> Result<RedisSentinel, LaunchError> {
         let master = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"])?;
         let replica = RedisServer::start_with(&[
@@ -456,88 +599,173 @@ impl RedisSentinel {
             "--repl-diskless-sync-delay",
             "0",
         ])?;
+        Self::monitor(master, replica, 1, None)
+    }
+
+    /// As [`start`](Self::start), with every process speaking TLS only
+    /// (certificates of `certs`, client certificates required, replication
+    /// and the sentinels' own connections over TLS) and two sentinels. The
+    /// data nodes have no `default` user: clients authenticate as
+    /// [`TLS_CLIENT_USER`]; the sentinels neither: clients authenticate as
+    /// [`SENTINEL_USER`].
+    pub fn start_tls(certs: &TestCertificates) -> Result<RedisSentinel, LaunchError> {
+        let master = RedisServer::start_tls(certs, &["--repl-diskless-sync-delay", "0"])?;
+        let replica = RedisServer::start_tls(
+            certs,
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &master.port().to_string(),
+                "--masteruser",
+                ADMIN_USER,
+                "--masterauth",
+                ADMIN_PASSWORD,
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        )?;
+        Self::monitor(master, replica, 2, Some(certs))
+    }
+
+    /// Starts `n` sentinels watching `master` (TLS and ACL users when
+    /// `certs` is given) and waits until they are ready for a fail-over.
+    fn monitor(
+        master: RedisServer,
+        replica: RedisServer,
+        n: usize,
+        certs: Option<&TestCertificates>,
+    ) -> Result<RedisSentinel, LaunchError> {
+        let data = master.access.clone();
+        let watch = match certs {
+            None => Access::default(),
+            Some(c) => Access::tls(c.client_config()?, SENTINEL_USER, SENTINEL_PASSWORD),
+        };
         poll_until(
             DEFAULT_START_TIMEOUT,
             "replica in sync with the master",
             || {
-                command_bulk(replica.port(), "INFO replication")
+                command_bulk(&data, replica.port(), "INFO replication")
                     .unwrap_or_default()
                     .contains("master_link_status:up")
             },
         )?;
         let bin = find_binary("redis-server")?;
         let dir = TempDir::new("sentinel")?;
-        let sentinel_port = crate::free_port();
-        let conf = dir.path().join("sentinel.conf");
+        let mut set = RedisSentinel {
+            master,
+            replica,
+            sentinels: Vec::new(),
+            data,
+            watch,
+            dir,
+        };
         let name = Self::MASTER_NAME;
-        std::fs::write(
-            &conf,
-            format!(
-                "port {sentinel_port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
-                 sentinel monitor {name} 127.0.0.1 {mp} 1\n\
+        for i in 0..n {
+            let port = crate::free_port();
+            let conf = set.dir.path().join(format!("sentinel-{i}.conf"));
+            let mut text = format!(
+                "bind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{i}.log\n",
+                dir = set.dir.path().display(),
+            );
+            match certs {
+                None => text.push_str(&format!("port {port}\n")),
+                Some(c) => text.push_str(&format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients yes\ntls-replication yes\n\
+                     user default off\n\
+                     user {SENTINEL_USER} on >{SENTINEL_PASSWORD} ~* &* +@all\n\
+                     sentinel sentinel-user {SENTINEL_USER}\n\
+                     sentinel sentinel-pass {SENTINEL_PASSWORD}\n",
+                    c.server_cert().display(),
+                    c.server_key().display(),
+                    c.ca().display(),
+                )),
+            }
+            text.push_str(&format!(
+                "sentinel monitor {name} 127.0.0.1 {mp} 1\n\
                  sentinel down-after-milliseconds {name} 1000\n\
                  sentinel failover-timeout {name} 3000\n\
                  sentinel parallel-syncs {name} 1\n",
-                dir = dir.path().display(),
-                mp = master.port()
-            ),
-        )
-        .map_err(|e| LaunchError(format!("cannot write sentinel.conf: {e}")))?;
-        let mut child = Command::new(bin)
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| LaunchError(format!("cannot start redis sentinel: {e}")))?;
-        if let Err(e) = wait_for_pong(sentinel_port, &mut child, DEFAULT_START_TIMEOUT) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
-        let set = RedisSentinel {
-            master,
-            replica,
-            sentinel_port,
-            sentinel: Some(child),
-            dir,
-        };
-        // No TILT (a stall must not suspend the sentinel), a short TILT
-        // period should one have begun before this, and replicas polled every
-        // second so that the replica is known soon and its state is fresh
-        // when a fail-over selects it.
-        let tuned = command_line(
-            set.sentinel_port,
-            "SENTINEL DEBUG tilt-trigger 3600000 tilt-period 1000 info-period 1000",
-        )
-        .unwrap_or_default();
-        if tuned != "+OK" {
-            return Err(LaunchError(format!(
-                "sentinel refused SENTINEL DEBUG (Redis 7 or later needed): {tuned}"
-            )));
+                mp = set.master.port()
+            ));
+            if certs.is_some() {
+                text.push_str(&format!(
+                    "sentinel auth-user {name} {ADMIN_USER}\n\
+                     sentinel auth-pass {name} {ADMIN_PASSWORD}\n"
+                ));
+            }
+            std::fs::write(&conf, text)
+                .map_err(|e| LaunchError(format!("cannot write sentinel.conf: {e}")))?;
+            let mut child = Command::new(&bin)
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| LaunchError(format!("cannot start redis sentinel: {e}")))?;
+            let up = wait_for_pong(&set.watch, port, &mut child, DEFAULT_START_TIMEOUT);
+            set.sentinels.push((port, Some(child)));
+            up?;
+            // No TILT (a stall must not suspend the sentinel), a short TILT
+            // period should one have begun before this, and replicas polled
+            // every second so that the replica is known soon and its state
+            // is fresh when a fail-over selects it.
+            let tuned = command_line(
+                &set.watch,
+                port,
+                "SENTINEL DEBUG tilt-trigger 3600000 tilt-period 1000 info-period 1000",
+            )
+            .unwrap_or_default();
+            if tuned != "+OK" {
+                return Err(LaunchError(format!(
+                    "sentinel refused SENTINEL DEBUG (Redis 7 or later needed): {tuned}"
+                )));
+            }
         }
         set.wait_ready(DEFAULT_START_TIMEOUT)?;
         Ok(set)
     }
 
-    /// Waits until the sentinel is out of TILT mode, reports the initial
-    /// master, and knows its replica as a healthy replica.
+    /// The first sentinel's port (the one the test asks).
+    fn sentinel_port(&self) -> u16 {
+        self.sentinels.first().map_or(0, |(p, _)| *p)
+    }
+
+    /// Waits until every sentinel is out of TILT mode, reports the initial
+    /// master, and knows its replica as a healthy replica (and, with several,
+    /// the other sentinels).
     fn wait_ready(&self, bound: Duration) -> Result<(), LaunchError> {
-        poll_until(bound, "sentinel ready for a fail-over", || {
-            let info = command_bulk(self.sentinel_port, "INFO sentinel").unwrap_or_default();
-            info_field(&info, "sentinel_tilt").as_deref() == Some("0")
-                && self.master_port() == Some(self.master.port())
-                && self.replica_known()
+        let others = self.sentinels.len().saturating_sub(1).to_string();
+        poll_until(bound, "sentinels ready for a fail-over", || {
+            self.sentinels.iter().all(|(port, _)| {
+                let info = command_bulk(&self.watch, *port, "INFO sentinel").unwrap_or_default();
+                info_field(&info, "sentinel_tilt").as_deref() == Some("0")
+                    && self.master_port_on(*port) == Some(self.master.port())
+                    && self.replica_known(*port)
+                    && self.sentinels_known(*port) == others
+            })
         })
         .map_err(|e| LaunchError(format!("{e}; sentinel log:\n{}", self.sentinel_log())))
     }
 
-    /// Whether the sentinel lists the replica, with flags that allow
-    /// promoting it.
-    fn replica_known(&self) -> bool {
+    /// How many other sentinels the sentinel on `port` knows.
+    fn sentinels_known(&self, port: u16) -> String {
+        let cmd = format!("SENTINEL master {}", Self::MASTER_NAME);
+        let values = command_values(&self.watch, port, &cmd).unwrap_or_default();
+        values
+            .iter()
+            .position(|v| v == "num-other-sentinels")
+            .and_then(|i| values.get(i + 1))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Whether the sentinel on `port` lists the replica, with flags that
+    /// allow promoting it.
+    fn replica_known(&self, port: u16) -> bool {
         let cmd = format!("SENTINEL replicas {}", Self::MASTER_NAME);
-        let values = command_values(self.sentinel_port, &cmd).unwrap_or_default();
+        let values = command_values(&self.watch, port, &cmd).unwrap_or_default();
         let field = |name: &str| {
             values
                 .iter()
@@ -551,31 +779,73 @@ impl RedisSentinel {
             && field("master-link-status") == "ok"
     }
 
-    /// Kills the master and waits until the sentinel has promoted the
-    /// replica; returns the new master's port.
-    ///
-    /// Before the kill it waits (bounded) until the sentinel is ready and
-    /// the replica has every write the master acknowledged (replication is
-    /// asynchronous). The fail-over is requested with `SENTINEL FAILOVER`
-    /// rather than left to failure detection, so its timing does not depend
-    /// on how busy the machine is.
-    pub fn fail_over(&mut self) -> Result<u16, LaunchError> {
-        self.wait_ready(DEFAULT_START_TIMEOUT)?;
-        let (master, replica) = (self.master.port(), self.replica.port());
+    /// The master's replication offset and the replica's, when both answer.
+    fn offsets(&self) -> (Option<u64>, Option<u64>) {
         let offset = |port: u16, field: &str| {
             info_field(
-                &command_bulk(port, "INFO replication").unwrap_or_default(),
+                &command_bulk(&self.data, port, "INFO replication").unwrap_or_default(),
                 field,
             )
             .and_then(|v| v.parse::<u64>().ok())
         };
-        let written = offset(master, "master_repl_offset")
+        (
+            offset(self.master.port(), "master_repl_offset"),
+            offset(self.replica.port(), "slave_repl_offset"),
+        )
+    }
+
+    /// Waits (bounded) until the replica holds every write the master had
+    /// acknowledged when this was called (replication is asynchronous).
+    pub fn wait_replicated(&self) -> Result<(), LaunchError> {
+        let written = self
+            .offsets()
+            .0
             .ok_or_else(|| LaunchError("the master reports no replication offset".to_owned()))?;
         poll_until(
             DEFAULT_START_TIMEOUT,
             "replica holds the master's writes",
-            || offset(replica, "slave_repl_offset").is_some_and(|o| o >= written),
-        )?;
+            || self.offsets().1.is_some_and(|o| o >= written),
+        )
+    }
+
+    /// The keys matching `pattern` on the initial master (empty when it
+    /// does not answer).
+    pub fn master_keys(&self, pattern: &str) -> Vec<String> {
+        self.keys_on(self.master.port(), pattern)
+    }
+
+    /// The keys matching `pattern` on the initial replica, read on the
+    /// replica itself (empty when it does not answer).
+    pub fn replica_keys(&self, pattern: &str) -> Vec<String> {
+        self.keys_on(self.replica.port(), pattern)
+    }
+
+    fn keys_on(&self, port: u16, pattern: &str) -> Vec<String> {
+        let mut keys =
+            command_values(&self.data, port, &format!("KEYS {pattern}")).unwrap_or_default();
+        keys.retain(|k| !k.is_empty() && !k.starts_with('-'));
+        keys.sort();
+        keys
+    }
+
+    /// Kills the master and waits until the sentinel has promoted the
+    /// replica; returns the new master's port.
+    ///
+    /// Before the kill it waits (bounded) until the sentinels are ready and
+    /// the replica has every write the master acknowledged. The fail-over
+    /// is requested with `SENTINEL FAILOVER` rather than left to failure
+    /// detection, so its timing does not depend on how busy the machine is.
+    pub fn fail_over(&mut self) -> Result<u16, LaunchError> {
+        self.wait_ready(DEFAULT_START_TIMEOUT)?;
+        self.wait_replicated()?;
+        self.kill_master_and_promote()
+    }
+
+    /// Kills the master at once (writes not yet replicated are lost) and
+    /// waits until the sentinel has promoted the replica; returns the new
+    /// master's port.
+    pub fn kill_master_and_promote(&mut self) -> Result<u16, LaunchError> {
+        let replica = self.replica.port();
         self.master.stop();
         let request = format!("SENTINEL FAILOVER {}", Self::MASTER_NAME);
         let mut requested_at: Option<Instant> = None;
@@ -586,7 +856,7 @@ impl RedisSentinel {
             // Requested again if an attempt went nowhere (`-INPROG` while
             // one runs, `-NOGOODSLAVE` while the replica's state is stale).
             if requested_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(4)) {
-                let _ = command_line(self.sentinel_port, &request);
+                let _ = command_line(&self.watch, self.sentinel_port(), &request);
                 requested_at = Some(Instant::now());
             }
             false
@@ -595,20 +865,39 @@ impl RedisSentinel {
         Ok(replica)
     }
 
-    /// The sentinel's log so far (for a failure message).
+    /// The sentinels' logs so far (for a failure message).
     pub fn sentinel_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+        (0..self.sentinels.len())
+            .map(|i| {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join(format!("sentinel-{i}.log")))
+                        .unwrap_or_default();
+                format!("--- sentinel {i}\n{log}")
+            })
+            .collect()
     }
 
-    /// `host:port` of the sentinel.
+    /// `host:port` of the (first) sentinel.
     pub fn sentinel_address(&self) -> String {
-        format!("127.0.0.1:{}", self.sentinel_port)
+        format!("127.0.0.1:{}", self.sentinel_port())
     }
 
-    /// The port the sentinel currently reports for the master.
+    /// `host:port` of every sentinel.
+    pub fn sentinel_addresses(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The port the (first) sentinel currently reports for the master.
     pub fn master_port(&self) -> Option<u16> {
+        self.master_port_on(self.sentinel_port())
+    }
+
+    fn master_port_on(&self, port: u16) -> Option<u16> {
         let cmd = format!("SENTINEL get-master-addr-by-name {}", Self::MASTER_NAME);
-        command_values(self.sentinel_port, &cmd)
+        command_values(&self.watch, port, &cmd)
             .ok()?
             .get(1)?
             .parse()
@@ -628,6 +917,8 @@ impl RedisSentinel {
 
 impl Drop for RedisSentinel {
     fn drop(&mut self) {
-        kill(&mut self.sentinel);
+        for (_, child) in &mut self.sentinels {
+            kill(child);
+        }
     }
 }

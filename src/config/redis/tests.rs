@@ -206,6 +206,35 @@ fn topologies() {
 }
 
 #[test]
+fn sentinel_access_keys() {
+    let block = "enabled: true\nmode: sentinel\naddress: s1:26379\nsentinelMaster: m\n\
+                 enableTLS: true\n";
+    let s = settings(block).unwrap().redis.unwrap();
+    assert_eq!(
+        (s.sentinel_username, s.sentinel_password, s.sentinel_tls),
+        (None, None, None),
+        "unset: no sentinel AUTH, TLS as the data nodes"
+    );
+    let s = settings(&format!(
+        "{block}sentinelUsername: watcher\nsentinelPassword: pw\nsentinelTLS: false\n"
+    ))
+    .unwrap()
+    .redis
+    .unwrap();
+    assert_eq!(s.sentinel_username.as_deref(), Some("watcher"));
+    assert_eq!(s.sentinel_password.as_deref(), Some("pw"));
+    assert_eq!(s.sentinel_tls, Some(false));
+    let env = |name: &str| match name {
+        "REDIS_SENTINEL_USERNAME" => Some("from-env".to_owned()),
+        "REDIS_SENTINEL_PASSWORD" => Some("env-pw".to_owned()),
+        _ => None,
+    };
+    let s = with_env(block, &env).unwrap().cache.redis.unwrap();
+    assert_eq!(s.sentinel_username.as_deref(), Some("from-env"));
+    assert_eq!(s.sentinel_password.as_deref(), Some("env-pw"));
+}
+
+#[test]
 fn refusals_name_their_key() {
     let cases: &[(&str, &[&str])] = &[
         (
@@ -260,6 +289,14 @@ fn refusals_name_their_key() {
         (
             "enabled: true\naddress: a:1\nmode: sentinel\nsentinelMaster: m\nclusterMode: true\n",
             &["redis.clusterMode"],
+        ),
+        (
+            "enabled: true\naddress: a:1\nsentinelPassword: pw\nsentinelUsername: u\n",
+            &["redis.sentinelPassword", "redis.sentinelUsername"],
+        ),
+        (
+            "enabled: true\naddress: a:1\nmode: sentinel\nsentinelMaster: m\nsentinelTLS: true\n",
+            &["redis.sentinelTLS"],
         ),
         (
             "enabled: true\naddress: a:1\nmaxRetries: many\n",
