@@ -8,6 +8,9 @@
 //   GET  /__test/counters         JSON counters of provider events
 //   GET  /__test/grants           token-endpoint grants per client and grant type
 //
+// Dynamic client registration (POST /reg, RFC 7591) is open to holders of
+// IDP_DCR_INITIAL_ACCESS_TOKEN when it is set.
+//
 // Consent is never asked: the grant loader creates or extends the grant for
 // the requested scopes. RP-initiated logout auto-submits its confirmation form
 // with logout=yes, so the whole IdP session ends.
@@ -64,6 +67,8 @@ const counters = {
   'interaction.login_ok': 0,
   'interaction.login_bad': 0,
   'refresh_token.reuse': 0,
+  'registration.success': 0,
+  'registration.error': 0,
   'server_error': 0,
 };
 const lastErrors = [];
@@ -140,9 +145,25 @@ if (process.env.IDP_BASIC_CLIENT_SECRET) {
   });
 }
 
+// The resource-indicator gate's client (RFC 8707): its tokens, like the
+// refresh client's, expire after IDP_REFRESH_ACCESS_TOKEN_TTL seconds so that
+// the scenario sees a refresh.
+const resourceClientId = env('IDP_RESOURCE_CLIENT_ID', 'oidcgate-resource');
+const resourceClient = process.env.IDP_RESOURCE_CLIENT_SECRET ? {
+  client_id: resourceClientId,
+  client_secret: env('IDP_RESOURCE_CLIENT_SECRET'),
+  token_endpoint_auth_method: env('IDP_GATE_AUTH_METHOD', 'client_secret_post'),
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: list('IDP_RESOURCE_REDIRECT_URIS'),
+} : null;
+const shortLived = (client) => client?.clientId === refreshClientId || client?.clientId === resourceClientId;
+const dcrInitialAccessToken = process.env.IDP_DCR_INITIAL_ACCESS_TOKEN || '';
+
 const clients = [
   gateClient,
   ...(refreshClient ? [refreshClient] : []),
+  ...(resourceClient ? [resourceClient] : []),
   ...clientAuthClients,
   {
     // The suite's own relying party, used to check the provider by itself.
@@ -228,10 +249,10 @@ const configuration = {
   issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: () => true,
   ttl: {
-    AccessToken: (ctx, token, client) => (client?.clientId === refreshClientId ? refreshClientTTL
+    AccessToken: (ctx, token, client) => (shortLived(client) ? refreshClientTTL
       : token.resourceServer?.accessTokenTTL || accessTokenTTL),
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || accessTokenTTL,
-    IdToken: (ctx, token, client) => (client?.clientId === refreshClientId ? refreshClientTTL : idTokenTTL),
+    IdToken: (ctx, token, client) => (shortLived(client) ? refreshClientTTL : idTokenTTL),
     AuthorizationCode: () => 60,
     Interaction: () => 600,
     Session: () => 3600,
@@ -244,6 +265,10 @@ const configuration = {
     introspection: { enabled: true },
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
+    registration: {
+      enabled: Boolean(dcrInitialAccessToken),
+      initialAccessToken: dcrInitialAccessToken || false,
+    },
     resourceIndicators: {
       enabled: true,
       // Machine clients get the API by default; users' tokens stay opaque
@@ -302,6 +327,8 @@ provider.on('grant.error', (ctx, err) => {
 });
 provider.on('authorization.error', (ctx, err) => { counters['authorization.error'] += 1; noteError('authorization.error', err); });
 provider.on('server_error', (ctx, err) => { counters.server_error += 1; noteError('server_error', err); });
+provider.on('registration_create.success', () => { counters['registration.success'] += 1; });
+provider.on('registration_create.error', (ctx, err) => { counters['registration.error'] += 1; noteError('registration_create.error', err); });
 
 function readBody(req, limit = 64 * 1024) {
   return new Promise((resolve, reject) => {

@@ -6,8 +6,11 @@
 //   { idp, echo, doors: [{ name, origin, noauth, kind, gate }], identityHeaders, gates: { name: "ok" | reason },
 //     rp: { clientId, secret, redirectUri }, m2m: { clientId, secret, audience },
 //     account: { username, password, email, group }, paths: {...}, accessTokenTTL,
-//     refresh, refreshBurst: { door, origin, gate, clientId, ttl, requests } }
+//     refresh, refreshBurst: { door, origin, gate, clientId, ttl, requests },
+//     dcr: { gate, origin, pid, bin, config, log, credentialsFile, port },
+//     resource: { gate, origin, clientId, audience, ttl } }
 
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {
@@ -625,6 +628,106 @@ function securityHeaderProblems(h, gateOwn = false) {
   return problems;
 }
 
+// ---- dynamic registration and resource indicators -----------------------
+
+// Polls fn every 200 ms until it returns a truthy value, for at most ms.
+async function until(ms, fn) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v || Date.now() >= deadline) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// The code exchanges of one client in the IdP's grant log.
+async function codeGrants(clientId) {
+  const log = (await getJSON(`${cfg.idp}/__test/grants`)).json;
+  return log?.[clientId]?.authorization_code || { success: 0, error: 0, errors: [] };
+}
+
+// Dynamic client registration (RFC 7591): the gate started without a
+// clientID registered one at the IdP (with the initial access token) and kept
+// it in its credentials file; alice logs in through Traefik with that client.
+// The gate is then restarted: it uses the kept client (same client_id, no
+// second registration at the IdP) and a new login works.
+async function dcrLogin(t, dcr) {
+  const door = { name: 'traefik', origin: dcr.origin };
+  const kept = () => JSON.parse(fs.readFileSync(dcr.credentialsFile, 'utf8'));
+  const first = kept();
+  ensure(first.client_id && first.issuer === cfg.idp, `credentials file holds ${JSON.stringify({ client_id: first.client_id, issuer: first.issuer })}`);
+  const registered = (await counters())['registration.success'];
+  ensure(registered === 1, `the IdP counted ${registered} registration(s) at start-up, expected 1`);
+  const loginAs = async (path) => {
+    const g0 = await codeGrants(first.client_id);
+    const echo = await loginThrough(t, door, new CookieJar(), path);
+    const g1 = await codeGrants(first.client_id);
+    ensure(hdr(echo, 'x-forwarded-user')[0] === cfg.account.email, `upstream X-Forwarded-User = ${JSON.stringify(hdr(echo, 'x-forwarded-user'))}`, t.trace);
+    ensure(g1.success - g0.success === 1 && g1.error === g0.error,
+      `IdP grant log for ${first.client_id}: ${g1.success - g0.success} code exchange(s), ${g1.error - g0.error} refused${g1.errors.length ? `; last: ${g1.errors.at(-1)}` : ''}`, t.trace);
+  };
+  await loginAs('/app/dcr');
+
+  // Restart: stop the gate, start it again with the same configuration.
+  const health = `http://127.0.0.1:${dcr.port}/healthz`;
+  process.kill(-dcr.pid, 'SIGTERM');
+  const down = await until(15000, async () => (await request(health).then(() => false, () => true)));
+  ensure(down, 'the registration gate still answers 15 s after SIGTERM');
+  const log = fs.openSync(dcr.log, 'a');
+  const gate = spawn(dcr.bin, ['--config', dcr.config], { stdio: ['ignore', log, log], env: { ...process.env, NO_COLOR: '1' } });
+  try {
+    const ready = await until(30000, async () => (await request(`http://127.0.0.1:${dcr.port}/readyz`)).status === 200);
+    ensure(ready, `the restarted registration gate was not ready within 30 s (${dcr.log})`);
+    const second = kept();
+    ensure(second.client_id === first.client_id, `after the restart the kept client is ${second.client_id}, was ${first.client_id}`);
+    const after = (await counters())['registration.success'];
+    ensure(after === registered, `the restarted gate registered again (${after - registered} more registration(s))`);
+    await loginAs('/app/dcr-restarted');
+  } finally {
+    gate.kill('SIGTERM');
+    fs.closeSync(log);
+  }
+  return { detail: `registered ${first.client_id} once; logged in before and after a restart with the kept client` };
+}
+
+// RFC 8707: the gate with `resource: <API audience>` and
+// strictAudienceValidation logs alice in through Traefik; the access token it
+// forwards (passAccessToken) is a JWT whose audience is the API. After the
+// tokens expired (they live resource.ttl seconds), a request is refreshed
+// (a refresh_token grant at the IdP) and the new token names the API too.
+async function resourceLogin(t, res, discovery) {
+  const door = { name: 'traefik', origin: res.origin };
+  const jar = new CookieJar();
+  const echo = await loginThrough(t, door, jar, '/app/resource');
+  const loginAt = Date.now();
+  ensure(hdr(echo, 'x-forwarded-user')[0] === cfg.account.email, `upstream X-Forwarded-User = ${JSON.stringify(hdr(echo, 'x-forwarded-user'))}`, t.trace);
+  const audienceOf = async (e, when) => {
+    const token = hdr(e, 'x-forwarded-access-token')[0];
+    ensure(token, `${when}: no X-Forwarded-Access-Token upstream`, t.trace);
+    const { payload } = await verifyJwt(token, discovery);
+    const aud = [].concat(payload.aud);
+    ensure(aud.includes(res.audience), `${when}: access token aud ${JSON.stringify(payload.aud)}, expected ${res.audience}`, t.trace);
+    return token;
+  };
+  const first = await audienceOf(echo, 'after login');
+  const refreshes = async () => {
+    const log = (await getJSON(`${cfg.idp}/__test/grants`)).json;
+    return log?.[res.clientId]?.refresh_token || { success: 0, error: 0, errors: [] };
+  };
+  const g0 = await refreshes();
+  const waitMs = loginAt + (res.ttl + 1) * 1000 - Date.now();
+  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  const again = await navigate(`${door.origin}/app/resource-refreshed`, { jar, headers: XHR_HEADERS, follow: false, trace: t.trace });
+  const g1 = await refreshes();
+  const echo2 = echoOf(again.res);
+  ensure(echo2, `request after expiry answered ${again.res.status}, not the upstream`, t.trace);
+  ensure(g1.success > g0.success && g1.error === g0.error,
+    `IdP grant log for ${res.clientId}: ${g1.success - g0.success} refresh_token grant(s), ${g1.error - g0.error} refused${g1.errors.length ? `; last: ${g1.errors.at(-1)}` : ''}`, t.trace);
+  const second = await audienceOf(echo2, 'after refresh');
+  ensure(second !== first, 'the access token after the refresh is the one from the login', t.trace);
+  return { detail: `access token aud ${res.audience} after login and after ${g1.success - g0.success} refresh(es)` };
+}
+
 // ---- main ---------------------------------------------------------------
 
 async function main() {
@@ -671,6 +774,17 @@ async function main() {
   for (const entry of cfg.plugin || []) {
     if (entry.status !== 'ok' || !discovery?.issuer) skip('gate', 'plugin-block', entry.door, entry.status !== 'ok' ? `gateway not available: ${entry.status}` : 'IdP not available');
     else await scenario('gate', 'plugin-block', entry.door, (t) => pluginBlock(t, entry));
+  }
+
+  if (cfg.dcr) {
+    const ok = cfg.dcr.gate === 'ok' && discovery?.issuer;
+    if (!ok) skip('gate', 'dcr', 'traefik', cfg.dcr.gate !== 'ok' ? `gateway not available: ${cfg.dcr.gate}` : 'IdP not available');
+    else await scenario('gate', 'dcr', 'traefik', (t) => dcrLogin(t, cfg.dcr));
+  }
+  if (cfg.resource) {
+    const ok = cfg.resource.gate === 'ok' && discovery?.issuer;
+    if (!ok) skip('gate', 'resource', 'traefik', cfg.resource.gate !== 'ok' ? `gateway not available: ${cfg.resource.gate}` : 'IdP not available');
+    else await scenario('gate', 'resource', 'traefik', (t) => resourceLogin(t, cfg.resource, discovery));
   }
 
   const rb = cfg.refreshBurst;
