@@ -4,7 +4,8 @@
 //! Owns the table of profiles and the few rules they select: how the
 //! configured issuer matches discovery's and a token's `iss` (Entra ID's
 //! `{tenantid}` template, Google's bare host), which access tokens a client
-//! can verify (Entra ID's Graph tokens cannot be), how offline access is
+//! can verify (Entra ID's Graph tokens and the tokens of Okta's org
+//! authorization server cannot be), how offline access is
 //! asked for (Google's `access_type=offline` and `prompt=consent`), the
 //! claim defaults, and where RP-initiated logout goes when discovery names
 //! no `end_session_endpoint` (Cognito, Auth0). The engine asks these
@@ -42,6 +43,11 @@ pub enum AccessTokenRule {
     /// Entra ID: a token with a `nonce` header parameter or a Microsoft
     /// Graph audience is for Graph alone and is never verified here.
     EntraGraphOpaque,
+    /// Okta: a token of the org authorization server (its `iss` has no
+    /// `/oauth2/` path, unlike a custom authorization server's
+    /// `https://{domain}/oauth2/{id}`) is for Okta's own APIs, signed by keys
+    /// no client is given, and is never verified here.
+    OktaOrgOpaque,
 }
 
 /// How a refresh token is asked for.
@@ -139,6 +145,7 @@ pub static PROFILES: &[Profile] = &[
     },
     Profile {
         name: "okta",
+        access_tokens: AccessTokenRule::OktaOrgOpaque,
         ..GENERIC
     },
     Profile {
@@ -300,6 +307,12 @@ impl Profile {
                     });
                 nonce || graph
             }
+            AccessTokenRule::OktaOrgOpaque => raw
+                .split('.')
+                .nth(1)
+                .and_then(decode_segment)
+                .and_then(|c| c.get("iss").and_then(Value::as_str).map(is_okta_org_issuer))
+                .unwrap_or(false),
         }
     }
 
@@ -345,6 +358,12 @@ fn is_tenant_id(tid: &str) -> bool {
                 b.is_ascii_hexdigit()
             }
         })
+}
+
+/// True for the issuer of Okta's org authorization server (`https://{domain}`),
+/// false for a custom authorization server's (`https://{domain}/oauth2/{id}`).
+fn is_okta_org_issuer(iss: &str) -> bool {
+    url::Url::parse(iss).is_ok_and(|u| !u.path().starts_with("/oauth2/"))
 }
 
 /// A JWS segment as a JSON object, unverified.
@@ -519,5 +538,22 @@ mod tests {
                 .fallback_logout("https://x", "https://x/a", "c", "/")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn okta_org_server_access_tokens_are_left_alone() {
+        let token = |iss: &str| {
+            let seg = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.sig",
+                seg(json!({"alg": "RS256", "kid": "k"})),
+                seg(json!({"iss": iss, "aud": iss}))
+            )
+        };
+        let okta = by_name("okta").unwrap();
+        assert!(okta.is_unverifiable_access_token(&token("https://acme.okta.com")));
+        assert!(!okta.is_unverifiable_access_token(&token("https://acme.okta.com/oauth2/default")));
+        assert!(!okta.is_unverifiable_access_token("not-a-jwt"));
+        assert!(!generic().is_unverifiable_access_token(&token("https://acme.okta.com")));
     }
 }

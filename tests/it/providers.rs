@@ -461,10 +461,10 @@ async fn fetch_userinfo_merges_claims_the_id_token_lacks() {
 
 /// Okta's custom authorization server: issuer `https://{domain}/oauth2/default`
 /// with every endpoint under it, JWT access tokens for `api://default`,
-/// groups in the ID token. Its profile asks for refresh tokens with the
-/// `offline_access` scope (Okta issues none without it) and verifies the
-/// access token against the configured audience; logout sends the ID token
-/// as `id_token_hint` (Okta's `/v1/logout` requires it).
+/// groups in the ID token. Refresh tokens come with the `offline_access`
+/// scope (Okta issues none without it), the access token is verified
+/// against the configured audience, and logout sends the ID token as
+/// `id_token_hint` (Okta's `/v1/logout` requires it).
 #[tokio::test]
 async fn okta_login_through_its_custom_authorization_server() {
     let mut user = TestUser::new("00u1abcd2EFGH3ijk4x7", "olga@example.com");
@@ -507,6 +507,40 @@ async fn okta_login_through_its_custom_authorization_server() {
             ..IdpConfig::default()
         },
         "providerType: okta\naudience: api://default\n",
+    )
+    .await;
+    let refused = callback_answer(&h, &mut h.browser()).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
+}
+
+/// Okta's org authorization server (issuer `https://{domain}`, no
+/// `/oauth2/` path): its access tokens are for Okta's own APIs, signed by
+/// keys no client is given. The Okta profile leaves them alone; the generic
+/// profile would verify them and fail every login.
+#[tokio::test]
+async fn okta_org_server_access_tokens_are_not_verified() {
+    let org = || IdpConfig {
+        access_token_format: testkit::AccessTokenFormat::OktaOrg,
+        ..IdpConfig::default()
+    };
+    let h = Harness::start_with(
+        Door::Proxy,
+        org(),
+        "providerType: okta
+",
+    )
+    .await;
+    let trace = h.browser().login(&h, "/").await;
+    assert_eq!(trace.landed.status, StatusCode::OK, "{:?}", trace.landed);
+    assert_eq!(
+        trace.landed.identity(Door::Proxy)["x-forwarded-user"],
+        USER_EMAIL
+    );
+    let h = Harness::start_with(
+        Door::Proxy,
+        org(),
+        "providerType: oidc
+",
     )
     .await;
     let refused = callback_answer(&h, &mut h.browser()).await;

@@ -332,6 +332,7 @@ impl Shared {
         let token = match self.cfg.access_token_format {
             AccessTokenFormat::Opaque => jose::random_token(32),
             AccessTokenFormat::EntraGraph => self.graph_access_token(login, now, exp),
+            AccessTokenFormat::OktaOrg => self.okta_org_access_token(login, now, exp),
             AccessTokenFormat::Jwt => {
                 let mut c = Map::new();
                 c.insert("iss".into(), self.token_iss.clone().into());
@@ -397,6 +398,30 @@ impl Shared {
         });
         self.mint(&Mint {
             header: json!({ "nonce": jose::random_token(16), "typ": "JWT" }),
+            claims,
+            key: KeyChoice::Unpublished,
+            raw_signature: None,
+        })
+    }
+
+    /// An access token of Okta's org authorization server: for Okta's own
+    /// APIs, signed by a key whose public part is never published.
+    fn okta_org_access_token(&self, login: &Login, now: u64, exp: u64) -> String {
+        let claims = json!({
+            "ver": 1,
+            "jti": format!("AT.{}", jose::random_token(16)),
+            "iss": self.token_iss,
+            "aud": self.token_iss,
+            "iat": now,
+            "exp": exp,
+            "cid": login.client_id,
+            "uid": login.user.sub,
+            "scp": login.scope.split(' ').collect::<Vec<_>>(),
+            "auth_time": login.auth_time,
+            "sub": login.user.email.clone().unwrap_or_else(|| login.user.sub.clone()),
+        });
+        self.mint(&Mint {
+            header: json!({ "typ": "application/okta-internal-at+jwt" }),
             claims,
             key: KeyChoice::Unpublished,
             raw_signature: None,

@@ -69,6 +69,10 @@ pub enum AccessTokenFormat {
     /// `nonce` header parameter, the Graph audience and another issuer,
     /// signed by an unpublished key: no client can verify it.
     EntraGraph,
+    /// Shaped like the access tokens of Okta's org authorization server: a
+    /// JWT for Okta's own APIs (`aud` the issuer, `cid`, `uid`, `scp`),
+    /// signed by a key whose public part is never published.
+    OktaOrg,
 }
 
 /// When the token endpoint issues a refresh token with a code grant.
