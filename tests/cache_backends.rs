@@ -2,7 +2,7 @@
 //! `redis-server` started by the test: set, get, overwrite, delete, exists,
 //! set_if_absent, get_many / set_many, clear, TTL expiry, and the Redis key
 //! layout; and Redis over TLS with an ACL user (certificates made by the
-//! test with the `openssl` command).
+//! test kit with the `openssl` command).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -377,108 +377,18 @@ async fn redis_report_names_version_mode_and_an_evicting_policy() {
     );
 }
 
-/// Makes a CA and a server certificate for `127.0.0.1` with the openssl
-/// command; returns (ca, cert, key) paths in `dir`.
-fn make_certs(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("server.pem"),
-        dir.join("server.key"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_redis_with_an_acl_user_and_password() {
-    let dir = std::env::temp_dir().join(format!("oidcgate-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (ca, cert, private_key) = make_certs(&dir);
-    let tls_port = testkit::free_port();
-    let redis = RedisServer::start_with(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        cert.to_str().unwrap(),
-        "--tls-key-file",
-        private_key.to_str().unwrap(),
-        "--tls-ca-cert-file",
-        ca.to_str().unwrap(),
-        "--tls-auth-clients",
-        "no",
-    ])
-    .unwrap();
-    assert_eq!(
-        redis
-            .command("ACL SETUSER gate on >gate-pw ~* &* +@all")
-            .unwrap(),
-        "+OK"
-    );
-    let mut s =
-        RedisSettings::standalone(RedisAddress::parse(&format!("127.0.0.1:{tls_port}")).unwrap());
-    s.username = Some("gate".to_owned());
-    s.password = Some("gate-pw".to_owned());
+    // TLS only, client certificates required, no `default` user.
+    let certs = testkit::tls::TestCertificates::make().unwrap();
+    let redis = RedisServer::start_tls(&certs, &[]).unwrap();
+    let mut s = RedisSettings::standalone(RedisAddress::parse(&redis.address()).unwrap());
+    s.username = Some(testkit::redis::TLS_CLIENT_USER.to_owned());
+    s.password = Some(testkit::redis::TLS_CLIENT_PASSWORD.to_owned());
     s.tls = Some(RedisTls {
-        ca_file: Some(ca.clone()),
-        client_cert_file: None,
-        client_key_file: None,
+        ca_file: Some(certs.ca()),
+        client_cert_file: Some(certs.client_cert()),
+        client_key_file: Some(certs.client_key()),
         insecure_skip_verify: false,
     });
     let caches = Caches::new(CacheSettings::redis(s.clone())).await.unwrap();
@@ -503,14 +413,24 @@ async fn tls_redis_with_an_acl_user_and_password() {
     let mut untrusted = s.clone();
     untrusted.tls = Some(RedisTls {
         ca_file: None,
-        client_cert_file: None,
-        client_key_file: None,
-        insecure_skip_verify: false,
+        ..s.tls.clone().unwrap()
     });
     let refused = Caches::new(CacheSettings::redis(untrusted)).await;
     assert!(
         refused.is_err() || refused.unwrap().ping().await.is_err(),
         "a certificate from an unknown CA must not be trusted"
+    );
+    // The server requires a client certificate.
+    let mut anonymous = s.clone();
+    anonymous.tls = Some(RedisTls {
+        client_cert_file: None,
+        client_key_file: None,
+        ..s.tls.clone().unwrap()
+    });
+    let refused = Caches::new(CacheSettings::redis(anonymous)).await;
+    assert!(
+        refused.is_err() || refused.unwrap().ping().await.is_err(),
+        "a client without a certificate must not get in"
     );
     // A wrong password is refused, not ignored.
     let mut wrong = s;
@@ -520,5 +440,4 @@ async fn tls_redis_with_an_acl_user_and_password() {
         refused.is_err() || refused.unwrap().ping().await.is_err(),
         "a wrong ACL password must not work"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
