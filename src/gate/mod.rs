@@ -226,9 +226,9 @@ struct Inner {
     metrics: Metrics,
     claims_memo: headers::ClaimsMemo,
     /// Front-channel logout requests per client address.
-    frontchannel_throttle: throttle::Throttle,
+    frontchannel_throttle: Arc<throttle::Throttle>,
     /// New logins and own-endpoint requests per source address.
-    rate_limits: ratelimit::RateLimits,
+    rate_limits: Arc<ratelimit::RateLimits>,
 }
 
 impl Gate {
@@ -253,9 +253,11 @@ impl Gate {
         );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
         let claims_memo = headers::ClaimsMemo::new(policy.headers_use_claims());
-        let frontchannel_throttle =
-            throttle::Throttle::new(channels::frontchannel_throttle_settings(), clock.clone());
-        let rate_limits = ratelimit::RateLimits::new(settings.rate_limits, &clock);
+        let frontchannel_throttle = Arc::new(throttle::Throttle::new(
+            channels::frontchannel_throttle_settings(),
+            clock.clone(),
+        ));
+        let rate_limits = Arc::new(ratelimit::RateLimits::new(settings.rate_limits, &clock));
         Self {
             inner: Arc::new(Inner {
                 settings,

@@ -102,10 +102,20 @@ impl Gate {
     /// by `routes`. Each named gate is built with its own settings (its name
     /// in [`super::GateSettings::provider_name`]) around the same caches,
     /// clock and metrics.
+    /// The per-source limits (`rateLimit`, `perSourceLoginRateLimit`, the
+    /// front-channel throttle) are the gate's: every provider counts into
+    /// this gate's buckets.
     pub fn with_providers(self, named: Vec<(String, Vec<Route>, Gate)>) -> Gate {
         let named: Vec<Named> = named
             .into_iter()
-            .map(|(name, routes, gate)| Named { name, routes, gate })
+            .map(|(name, routes, mut gate)| {
+                // A named gate is fresh here (nothing else holds it yet).
+                if let Some(inner) = Arc::get_mut(&mut gate.inner) {
+                    inner.rate_limits = self.inner.rate_limits.clone();
+                    inner.frontchannel_throttle = self.inner.frontchannel_throttle.clone();
+                }
+                Named { name, routes, gate }
+            })
             .collect();
         Gate {
             inner: self.inner,

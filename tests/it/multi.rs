@@ -420,3 +420,27 @@ async fn auth_request_logins_start_at_the_provider_of_their_return_address() {
         );
     }
 }
+
+#[tokio::test]
+async fn per_source_login_limits_are_the_gates_not_each_providers() {
+    let a = idp(ALICE).await;
+    let b = idp(BOB).await;
+    let upstream = EchoUpstream::start().await;
+    let yaml = gate_yaml(
+        &a,
+        Some(&upstream.url()),
+        &format!(
+            "trustedProxies: [127.0.0.1/32]\nperSourceLoginRateLimit: 2\n{}",
+            entry(&b, "[{pathPrefix: /b}]")
+        ),
+    );
+    let gate = GateServer::start(&yaml).await;
+    let mut br = Browser::new(Door::Proxy, &gate, &a);
+    br.also_at(&b);
+    br.extra_headers = vec![("x-forwarded-for".into(), "203.0.113.7".into())];
+    // One login start at A and one at B use the source's two.
+    assert_eq!(br.get_app("/x").await.status, StatusCode::FOUND);
+    assert_eq!(br.get_app("/b/x").await.status, StatusCode::FOUND);
+    let over = br.get_app("/b/y").await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{over:?}");
+}
