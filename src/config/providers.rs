@@ -141,7 +141,7 @@ pub(super) fn settings(raw: Raw, top: &TopLevel<'_>, r: &mut Report) -> Vec<Prov
         };
         out.push((i, entry_settings(entry, &at, top, r)));
     }
-    check_unique(&out, r);
+    check_unique(&out, &top.config.gate.logout_path, r);
     out.into_iter().map(|(_, e)| e).collect()
 }
 
@@ -352,8 +352,26 @@ fn route_prefix(v: &Value, at: &str, r: &mut Report) -> Option<String> {
     }
 }
 
-/// Names are unique; a route belongs to one provider.
-fn check_unique(entries: &[(usize, ProviderEntry)], r: &mut Report) {
+/// Names are unique; a route belongs to one provider; so does a
+/// `logoutURL` of an entry's own (`default_logout`: the top level's).
+fn check_unique(entries: &[(usize, ProviderEntry)], default_logout: &str, r: &mut Report) {
+    fn own_logout<'e>(e: &'e ProviderEntry, default_logout: &str) -> Option<&'e str> {
+        Some(e.gate.logout_path.as_str()).filter(|p| *p != default_logout)
+    }
+    for (n, (i, e)) in entries.iter().enumerate() {
+        let Some(path) = own_logout(e, default_logout) else {
+            continue;
+        };
+        if let Some((first, _)) = entries[..n]
+            .iter()
+            .find(|(_, f)| own_logout(f, default_logout) == Some(path))
+        {
+            r.error(
+                &format!("providers[{i}].logoutURL"),
+                format!("{path:?} is also the logoutURL of providers[{first}]"),
+            );
+        }
+    }
     for (n, (i, e)) in entries.iter().enumerate() {
         let earlier = entries[..n].iter().find(|(_, f)| f.name == e.name);
         if let Some((first, _)) = earlier.filter(|_| !e.name.is_empty()) {
@@ -466,6 +484,24 @@ mod tests {
              clientID: cb\n    clientSecret: sb\n    routes: [{{host: A.example.com.}}]\n"
         ));
         assert_eq!(keys, ["providers[1].name", "providers[1].routes[0]"]);
+    }
+
+    #[test]
+    fn a_logout_path_of_an_entrys_own_belongs_to_one_entry() {
+        let b = |name: &str, logout: &str| {
+            format!(
+                "  - name: {name}\n    providerURL: https://{name}.example.com\n    clientID: c\n    \
+                 clientSecret: s\n    logoutURL: {logout}\n    routes: [{{pathPrefix: /{name}}}]\n"
+            )
+        };
+        let keys = keys_of(&format!(
+            "providers:\n{}{}{}{}",
+            b("b", "/out"),
+            b("c", "/out"),
+            b("d", "/oauth2/callback/logout"),
+            b("e", "/oauth2/callback/logout"),
+        ));
+        assert_eq!(keys, ["providers[1].logoutURL"]);
     }
 
     #[test]
