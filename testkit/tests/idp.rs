@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ECDSA_P521_SHA512_FIXED, RSA_PKCS1_2048_8192_SHA256,
+    RsaPublicKeyComponents, UnparsedPublicKey,
 };
 use aws_lc_rs::{digest, hmac};
 use base64::Engine as _;
@@ -71,11 +72,15 @@ fn verify_with_jwks(token: &str, jwks: &Value) -> Result<Value, String> {
                 .is_ok()
         }
         "EC" => {
-            assert_eq!(jwk["crv"], "P-256");
+            let alg = match jwk["crv"].as_str().unwrap() {
+                "P-256" => &ECDSA_P256_SHA256_FIXED,
+                "P-521" => &ECDSA_P521_SHA512_FIXED,
+                other => panic!("unexpected curve {other}"),
+            };
             let mut point = vec![0x04];
             point.extend(unb64(jwk["x"].as_str().unwrap()));
             point.extend(unb64(jwk["y"].as_str().unwrap()));
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            UnparsedPublicKey::new(alg, point)
                 .verify(input.as_bytes(), &sig)
                 .is_ok()
         }
@@ -358,6 +363,83 @@ async fn es256_tokens_verify_with_published_ec_jwk() {
     assert_eq!(claims["aud"], "api://default");
     assert_eq!(claims["client_id"], "oidcgate");
     assert!(claims["jti"].is_string() && claims["scope"].is_string());
+}
+
+#[tokio::test]
+async fn es512_tokens_verify_with_published_p521_jwk() {
+    let idp = TestIdp::start(IdpConfig {
+        signing_alg: SigningAlg::ES512,
+        ..IdpConfig::default()
+    })
+    .await;
+    let jwks = fetch_jwks(&idp).await;
+    let jwk = &jwks["keys"][0];
+    assert_eq!(
+        (&jwk["kty"], &jwk["crv"], &jwk["alg"]),
+        (&json!("EC"), &json!("P-521"), &json!("ES512"))
+    );
+    assert_eq!(unb64(jwk["x"].as_str().unwrap()).len(), 66);
+    assert_eq!(unb64(jwk["y"].as_str().unwrap()).len(), 66);
+
+    let (code, verifier) = login(&idp).await;
+    let (status, body) = redeem(&idp, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let at = body["access_token"].as_str().unwrap();
+    let (header, _, _, sig) = split(at);
+    assert_eq!(header["alg"], "ES512");
+    assert_eq!(sig.len(), 132, "fixed-width r||s on P-521");
+    verify_with_jwks(at, &jwks).unwrap();
+    let id = verify_with_jwks(body["id_token"].as_str().unwrap(), &jwks).unwrap();
+    // at_hash: the left half of the SHA-512 hash for ES512.
+    let expected_hash = b64(&digest::digest(&digest::SHA512, at.as_bytes()).as_ref()[..32]);
+    assert_eq!(id["at_hash"], expected_hash);
+}
+
+#[tokio::test]
+async fn resource_indicators_choose_the_access_token_audience() {
+    const RESOURCE: &str = "https://api.example.com";
+    let aud_of = |body: &Value| split(body["access_token"].as_str().unwrap()).1["aud"].clone();
+    for honours in [true, false] {
+        let idp = TestIdp::start(IdpConfig {
+            resource_indicators: honours,
+            ..IdpConfig::default()
+        })
+        .await;
+        let want = json!(if honours { RESOURCE } else { "api://default" });
+        let (code, verifier) = login(&idp).await;
+        let (status, body) = token_request(
+            &idp,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+                ("resource", RESOURCE),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(aud_of(&body), want, "code grant, honours {honours}");
+        let rt = body["refresh_token"].as_str().unwrap().to_owned();
+        let (_, body) = token_request(
+            &idp,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("resource", RESOURCE),
+            ],
+        )
+        .await;
+        assert_eq!(aud_of(&body), want, "refresh grant, honours {honours}");
+        // Without a resource the configured API audience; overrides win.
+        idp.set_access_token_overrides(json!({"aud": "api://other"}));
+        let rt = body["refresh_token"].as_str().unwrap().to_owned();
+        let (_, body) = refresh(&idp, &rt).await;
+        assert_eq!(aud_of(&body), json!("api://other"));
+        let recorded = idp.token_requests();
+        assert_eq!(recorded.len(), 3);
+        assert!(recorded[1].contains(&("resource".into(), RESOURCE.into())));
+    }
 }
 
 #[tokio::test]
