@@ -98,6 +98,15 @@ async fn obtain(
                     .map_err(shared_error)?
                 {
                     let r = async {
+                        // Another replica may have registered, kept its
+                        // client and freed the mark between the read above
+                        // and this mark: look again before registering.
+                        if let Some(c) = read_shared(caches, &key)
+                            .await?
+                            .filter(|c| c.fits(issuer, &uris, now))
+                        {
+                            return Ok(c);
+                        }
                         let c = oidc::register_client(provider, reg).await?;
                         write_shared(caches, &key, &c).await?;
                         Ok(c)
