@@ -231,8 +231,11 @@ pub struct Policy {
     group_path: ClaimPath,
     /// Spelling keys of configured header names that are not identity headers.
     extra_strip: Vec<String>,
-    /// Every configured token-header name.
-    token_names: Vec<HeaderName>,
+    /// [`blank_identity_headers`], built once: a request's headers start as
+    /// a copy of it.
+    blank_identity: HeaderMap,
+    /// The identity and token headers, all empty ([`Policy::blank_headers`]).
+    blank_all: HeaderMap,
     security: std::sync::Arc<SecurityHeaders>,
 }
 
@@ -240,6 +243,12 @@ impl Policy {
     /// Compiles `settings`.
     pub fn new(settings: PolicySettings) -> Self {
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+        let token_names = settings.token_headers.names();
+        let blank_identity = blank_identity_headers();
+        let mut blank_all = blank_identity.clone();
+        for n in &token_names {
+            blank_all.insert(n.clone(), HeaderValue::from_static(""));
+        }
         Self {
             users: lower(&settings.allowed_users),
             domains: settings
@@ -250,7 +259,8 @@ impl Policy {
             roles_and_groups: settings.allowed_roles_and_groups.iter().cloned().collect(),
             role_path: claim_path(&settings.role_claim),
             group_path: claim_path(&settings.group_claim),
-            token_names: settings.token_headers.names(),
+            blank_identity,
+            blank_all,
             extra_strip: settings
                 .token_headers
                 .names()
@@ -309,11 +319,7 @@ impl Policy {
     /// forward-auth on paths without a principal, so a proxy copying them
     /// erases what the client sent.
     pub fn blank_headers(&self) -> HeaderMap {
-        let mut h = blank_identity_headers();
-        for n in &self.token_names {
-            h.insert(n.clone(), HeaderValue::from_static(""));
-        }
-        h
+        self.blank_all.clone()
     }
 
     /// True when the token headers need the request's claims.
@@ -330,20 +336,16 @@ impl Policy {
         claims: &Map<String, Value>,
         tokens: Tokens<'_>,
     ) -> HeaderMap {
-        let mut h = self.upstream_headers(id);
         let th = &self.settings.token_headers;
         if th.is_empty() {
-            return h;
+            return self.upstream_headers(id);
         }
-        th.render(claims, tokens, &mut h);
         // Every name the templates may set is sent, empty when nothing was
         // rendered, so that a client's copy never survives in front of a
         // forward-auth door.
-        for n in &self.token_names {
-            if !h.contains_key(n) {
-                h.insert(n.clone(), HeaderValue::from_static(""));
-            }
-        }
+        let mut h = self.blank_all.clone();
+        self.fill_identity(id, &mut h);
+        th.render(claims, tokens, &mut h);
         h
     }
 
@@ -452,15 +454,27 @@ impl Policy {
     /// present (empty when unknown) so a forward-auth proxy that copies them
     /// overwrites whatever the client sent.
     pub fn upstream_headers(&self, id: &Identity) -> HeaderMap {
-        let mut h = blank_identity_headers();
-        let mut put = |name: &'static str, v: Option<&str>| {
+        let mut h = self.blank_identity.clone();
+        self.fill_identity(id, &mut h);
+        h
+    }
+
+    /// Sets the identity headers of `id` in `h` (which holds them blank).
+    fn fill_identity(&self, id: &Identity, h: &mut HeaderMap) {
+        const USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+        const AR_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+        const AR_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+        const AR_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+        const GROUPS: HeaderName = HeaderName::from_static("x-user-groups");
+        const ROLES: HeaderName = HeaderName::from_static("x-user-roles");
+        let mut put = |name: HeaderName, v: Option<&str>| {
             // UTF-8 travels as obs-text; identifiers that cannot be a
             // header value were refused when the identity was built.
             if let Some(v) = v.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-                h.insert(HeaderName::from_static(name), v);
+                h.insert(name, v);
             }
         };
-        put("x-forwarded-user", Some(&id.identifier));
+        put(USER, Some(&id.identifier));
         if !self.settings.minimal_headers {
             let groups = join_safe(&id.groups);
             let roles = join_safe(&id.roles);
@@ -468,13 +482,12 @@ impl Policy {
                 .email
                 .as_deref()
                 .filter(|e| is_safe_identifier(e, self.settings.max_identifier_bytes));
-            put("x-auth-request-user", Some(&id.identifier));
-            put("x-auth-request-email", email);
-            put("x-auth-request-groups", groups.as_deref());
-            put("x-user-groups", groups.as_deref());
-            put("x-user-roles", roles.as_deref());
+            put(AR_USER, Some(&id.identifier));
+            put(AR_EMAIL, email);
+            put(AR_GROUPS, groups.as_deref());
+            put(GROUPS, groups.as_deref());
+            put(ROLES, roles.as_deref());
         }
-        h
     }
 }
 
