@@ -20,8 +20,9 @@ use crate::telemetry::metrics::{BearerReason, CallbackResult, Door, Label, Outco
 
 impl Gate {
     /// [`Gate::decide`] for a request that came through `door`: counted,
-    /// timed, and logged at debug level (door, outcome, status, latency, and a
-    /// short hash of the presented credential, never the credential).
+    /// timed, and logged at debug level (door, named provider, outcome,
+    /// status, latency, and a short hash of the presented credential, never
+    /// the credential).
     pub async fn decide_at(&self, door: Door, view: &RequestView) -> Decision {
         let metrics = &self.inner.metrics;
         if !metrics.enabled() && !tracing::enabled!(tracing::Level::DEBUG) {
@@ -34,8 +35,11 @@ impl Gate {
         metrics.decision(door, outcome, took);
         if tracing::enabled!(tracing::Level::DEBUG) {
             let credential = credential_hash(view);
+            // Which of several providers answered (none: the top-level one).
+            let provider = self.chosen(view).inner.settings.provider_name.as_deref();
             tracing::debug!(
                 door = door.as_str(),
+                provider,
                 decision = outcome.as_str(),
                 status = status_of(&d),
                 latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
