@@ -498,7 +498,7 @@ impl Gate {
         presented: Presented<'_>,
     ) -> Result<Decision, Error> {
         let s = &self.inner.settings.bearer;
-        let throttle = &self.inner.bearer.throttle;
+        let throttle = &self.limits.bearer.throttle;
         let ip = view.client_ip;
         if let Err(retry_after) = throttle.check(ip) {
             tracing::debug!(client = %ip, retry_after, "bearer request refused: address penalised");

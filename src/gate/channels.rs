@@ -166,7 +166,7 @@ impl Gate {
         if view.method != http::Method::GET {
             return Err(Error::MethodNotAllowed("GET"));
         }
-        let throttle = &self.inner.frontchannel_throttle;
+        let throttle = &self.limits.frontchannel_throttle;
         throttle
             .check(view.client_ip)
             .map_err(|retry_after| Error::FrontchannelThrottled { retry_after })?;

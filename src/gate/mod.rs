@@ -210,8 +210,22 @@ impl Default for GateSettings {
 #[derive(Clone)]
 pub struct Gate {
     inner: Arc<Inner>,
+    /// The per-address limits, one set for the whole gate: every provider of
+    /// it counts against the same buckets, so routes to several providers
+    /// never multiply what one address may do.
+    limits: Arc<Limits>,
     /// The other providers (`providers:`), chosen by route.
     named: providers::NamedProviders,
+}
+
+/// The per-address tables of a gate, shared by all its providers.
+struct Limits {
+    /// Failed bearer tokens per client address.
+    bearer: bearer::Bearer,
+    /// Front-channel logout requests per client address.
+    frontchannel_throttle: throttle::Throttle,
+    /// New logins and own-endpoint requests per source address.
+    rate_limits: ratelimit::RateLimits,
 }
 
 struct Inner {
@@ -222,13 +236,8 @@ struct Inner {
     clock: SharedClock,
     caches: Caches,
     refresher: refresh::Refresher,
-    bearer: bearer::Bearer,
     metrics: Metrics,
     claims_memo: headers::ClaimsMemo,
-    /// Front-channel logout requests per client address.
-    frontchannel_throttle: Arc<throttle::Throttle>,
-    /// New logins and own-endpoint requests per source address.
-    rate_limits: Arc<ratelimit::RateLimits>,
 }
 
 impl Gate {
@@ -253,11 +262,9 @@ impl Gate {
         );
         let bearer = bearer::Bearer::new(&settings.bearer, clock.clone());
         let claims_memo = headers::ClaimsMemo::new(policy.headers_use_claims());
-        let frontchannel_throttle = Arc::new(throttle::Throttle::new(
-            channels::frontchannel_throttle_settings(),
-            clock.clone(),
-        ));
-        let rate_limits = Arc::new(ratelimit::RateLimits::new(settings.rate_limits, &clock));
+        let frontchannel_throttle =
+            throttle::Throttle::new(channels::frontchannel_throttle_settings(), clock.clone());
+        let rate_limits = ratelimit::RateLimits::new(settings.rate_limits, &clock);
         Self {
             inner: Arc::new(Inner {
                 settings,
@@ -267,9 +274,11 @@ impl Gate {
                 clock,
                 caches,
                 refresher,
-                bearer,
                 metrics,
                 claims_memo,
+            }),
+            limits: Arc::new(Limits {
+                bearer,
                 frontchannel_throttle,
                 rate_limits,
             }),
@@ -456,7 +465,7 @@ impl Gate {
     /// Counts `event` against the source's rate limits; 429 with
     /// `Retry-After` when a bucket is empty.
     fn admit(&self, view: &RequestView, event: ratelimit::Event) -> Result<(), Error> {
-        self.inner
+        self.limits
             .rate_limits
             .admit(event, view.client_ip)
             .map_err(|retry_after| {

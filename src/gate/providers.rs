@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use super::{Gate, RequestView, START_PATH, path_matches_prefix};
+use super::{Gate, RequestView, START_PATH};
 
 /// The character between a named provider's name and the random part of
 /// its `state` (never in a name, never in a random token).
@@ -64,7 +64,7 @@ impl Route {
             return None;
         }
         let prefix_len = match &self.path_prefix {
-            Some(p) if path_matches_prefix(path, p) => p.len(),
+            Some(p) if prefix_matches(path, p) => p.len(),
             Some(_) => return None,
             None => 0,
         };
@@ -72,19 +72,56 @@ impl Route {
     }
 }
 
-/// `host` (as the request names it, maybe with a port) is `want`: compared
-/// without the port unless `want` names one.
+/// `host` (as the request names it, maybe with a port) is `want`: names
+/// compared ignoring ASCII case and a trailing dot (`b.example.com.` is
+/// `b.example.com` to DNS and to proxies), ports as numbers (`08443` is
+/// `8443`), and any port when `want` names none.
 fn host_matches(want: &str, host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    if want.contains(':') {
-        return host.eq_ignore_ascii_case(want);
-    }
-    let bare = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.split(':').next().unwrap_or(host)
+    let (want_name, want_port) = split_port(want);
+    let (name, port) = split_port(host);
+    let port_ok = match want_port {
+        None => true,
+        Some(w) => port.is_some_and(|p| p.parse::<u16>().ok() == w.parse::<u16>().ok()),
     };
-    bare.trim_end_matches('.').eq_ignore_ascii_case(want)
+    port_ok
+        && name
+            .trim_end_matches('.')
+            .eq_ignore_ascii_case(want_name.trim_end_matches('.'))
+}
+
+/// A host's name and port (`[::1]:8443` is `[::1]` and `8443`).
+fn split_port(host: &str) -> (&str, Option<&str>) {
+    if host.starts_with('[') {
+        return match host.split_once(']') {
+            Some((v6, rest)) => (
+                host.get(..v6.len() + 1).unwrap_or(host),
+                rest.strip_prefix(':'),
+            ),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    }
+}
+
+/// `path` lies under the route prefix `prefix` as any common server could
+/// read it: segment by segment, ignoring ASCII case (servers on
+/// case-insensitive file systems, IIS) and a segment's `;parameters`
+/// (Tomcat, Jetty and Spring read `/admin;v=1/x` as `/admin/x`). A path
+/// some upstream serves under the prefix is judged by the prefix's provider,
+/// never by another one.
+fn prefix_matches(path: &str, prefix: &str) -> bool {
+    let mut segments = path.split('/').skip(1);
+    prefix.trim_end_matches('/').split('/').skip(1).all(|want| {
+        segments.next().is_some_and(|seg| {
+            seg.split(';')
+                .next()
+                .unwrap_or(seg)
+                .eq_ignore_ascii_case(want)
+        })
+    })
 }
 
 /// A named provider and the routes that choose it.
@@ -101,24 +138,25 @@ impl Gate {
     /// This gate as the default provider, with the named providers chosen
     /// by `routes`. Each named gate is built with its own settings (its name
     /// in [`super::GateSettings::provider_name`]) around the same caches,
-    /// clock and metrics.
-    /// The per-source limits (`rateLimit`, `perSourceLoginRateLimit`, the
-    /// front-channel throttle) are the gate's: every provider counts into
-    /// this gate's buckets.
+    /// clock and metrics; all of them count against this gate's per-address
+    /// limits (`rateLimit`, `perSourceLoginRateLimit`, the bearer and
+    /// front-channel throttles), which are the gate's, not a provider's.
     pub fn with_providers(self, named: Vec<(String, Vec<Route>, Gate)>) -> Gate {
         let named: Vec<Named> = named
             .into_iter()
-            .map(|(name, routes, mut gate)| {
-                // A named gate is fresh here (nothing else holds it yet).
-                if let Some(inner) = Arc::get_mut(&mut gate.inner) {
-                    inner.rate_limits = self.inner.rate_limits.clone();
-                    inner.frontchannel_throttle = self.inner.frontchannel_throttle.clone();
-                }
-                Named { name, routes, gate }
+            .map(|(name, routes, gate)| Named {
+                name,
+                routes,
+                gate: Gate {
+                    inner: gate.inner,
+                    limits: self.limits.clone(),
+                    named: Arc::new([]),
+                },
             })
             .collect();
         Gate {
             inner: self.inner,
+            limits: self.limits,
             named: named.into(),
         }
     }
@@ -309,5 +347,21 @@ mod tests {
         let ported = route(Some("a.example.com:8443"), None);
         assert!(ported.specificity("a.example.com:8443", "/").is_some());
         assert!(ported.specificity("a.example.com", "/").is_none());
+        assert!(ported.specificity("a.example.com:443", "/").is_none());
+        // As DNS and proxies read them: a trailing dot, a port with zeros.
+        for same in ["A.example.com.:8443", "a.example.com:08443"] {
+            assert!(ported.specificity(same, "/").is_some(), "{same}");
+        }
+        assert!(host.specificity("a.example.com.", "/").is_some());
+        assert!(host.specificity("[::1]:8443", "/").is_none());
+        // As servers read paths: `;parameters` and case.
+        for under in ["/admin;v=1/x", "/ADMIN", "/Admin;jsessionid=1", "/admin/"] {
+            assert!(path.specificity("any", under).is_some(), "{under}");
+        }
+        for other in ["/admin-x", "/x/admin", "/", "/adm;in/x"] {
+            assert!(path.specificity("any", other).is_none(), "{other}");
+        }
+        let root = route(None, Some("/"));
+        assert_eq!(root.specificity("any", "/x"), Some((false, 1)));
     }
 }

@@ -422,6 +422,57 @@ async fn auth_request_logins_start_at_the_provider_of_their_return_address() {
 }
 
 #[tokio::test]
+async fn a_path_any_server_reads_under_a_route_is_judged_by_its_provider() {
+    let t = start().await;
+    let mut br = t.browser();
+    assert_eq!(login_at(&mut br, "/", &t.a).await.status, StatusCode::OK);
+    // Tomcat, Jetty and Spring read `/b;v=1/x` as `/b/x`; case-insensitive
+    // servers read `/B/x` as `/b/x`: A's session must not reach them.
+    for path in ["/b;v=1/x", "/B/x", "/b;jsessionid=1"] {
+        let to = login_target(&mut br, path).await;
+        assert!(
+            to.as_deref()
+                .is_some_and(|to| to.starts_with(&t.b.issuer())),
+            "{path}: {to:?}"
+        );
+    }
+    // A's own paths stay A's.
+    assert_eq!(br.get_app("/bb/x").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_host_route_is_matched_as_dns_and_proxies_read_the_host() {
+    let a = idp(ALICE).await;
+    let b = idp(BOB).await;
+    let yaml = gate_yaml(&a, None, &entry(&b, "[{host: b.test:8443}]"));
+    let gate = GateServer::start(&yaml).await;
+    for (host, provider) in [
+        ("b.test:8443", &b),
+        ("b.test.:8443", &b),
+        ("B.Test:08443", &b),
+        ("b.test:8080", &a),
+        ("b.test", &a),
+    ] {
+        let r = raw(
+            &gate,
+            Method::GET,
+            "/",
+            &[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", host),
+                ("x-forwarded-uri", "/page"),
+                ("accept", "text/html"),
+            ],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FOUND, "{host}: {r:?}");
+        let to = r.location().unwrap();
+        assert!(to.as_str().starts_with(&provider.issuer()), "{host}: {to}");
+    }
+}
+
+#[tokio::test]
 async fn per_source_login_limits_are_the_gates_not_each_providers() {
     let a = idp(ALICE).await;
     let b = idp(BOB).await;
