@@ -258,13 +258,7 @@ async fn back_channel_logout_reaches_the_provider_that_sent_it() {
     // Provider A ends its user's sessions; B knows a user with the same
     // subject, whose session stays.
     let token = t.a.logout_token(None, Some(SHARED_SUB));
-    let posted = client()
-        .post(format!("{}/oauth2/backchannel-logout", t.gate.url()))
-        .form(&[("logout_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(post_logout_token(&t, &token).await, StatusCode::OK);
     assert!(
         login_target(&mut br, "/")
             .await
@@ -275,19 +269,24 @@ async fn back_channel_logout_reaches_the_provider_that_sent_it() {
 
     // And B's token ends B's session.
     let token = t.b.logout_token(None, Some(SHARED_SUB));
-    let posted = client()
-        .post(format!("{}/oauth2/backchannel-logout", t.gate.url()))
-        .form(&[("logout_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), StatusCode::OK);
+    assert_eq!(post_logout_token(&t, &token).await, StatusCode::OK);
     assert!(
         login_target(&mut br, "/b")
             .await
             .unwrap()
             .starts_with(&t.b.issuer())
     );
+}
+
+/// Posts a back-channel logout token to the gate; its answer's status.
+async fn post_logout_token(t: &Two, token: &str) -> StatusCode {
+    client()
+        .post(format!("{}/oauth2/backchannel-logout", t.gate.url()))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// The provider session id (`sid`) of the session `br` holds through the
