@@ -122,13 +122,27 @@ impl Gate {
 }
 
 /// True for a CORS preflight: `OPTIONS` with `Origin` and
-/// `Access-Control-Request-Method`.
+/// `Access-Control-Request-Method`, and without a body (a browser's
+/// preflight never has one): an `OPTIONS` carrying a body is an ordinary
+/// request, so nothing a client writes reaches the upstream without
+/// authentication.
 pub(super) fn is_preflight(view: &RequestView) -> bool {
     view.method == Method::OPTIONS
         && view.headers.contains_key(header::ORIGIN)
         && view
             .headers
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && !has_body(&view.headers)
+}
+
+/// True when the request says it has a body: any `Transfer-Encoding`, or
+/// a `Content-Length` other than 0.
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
 /// The claims of an ID token stored in a session. The session is sealed

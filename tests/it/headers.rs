@@ -243,6 +243,23 @@ async fn cors_preflight_passes_unauthenticated_only_when_allowed() {
         )
         .await;
     assert_eq!(other.header("access-control-allow-origin"), None);
+    // A preflight never has a body (Fetch): an `OPTIONS` that carries one
+    // is an ordinary request, and no body reaches the upstream unauthenticated.
+    let seen = h.upstream.request_count();
+    let with_body = b
+        .request(
+            Method::OPTIONS,
+            &url,
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+                ("accept", "application/json"),
+            ],
+            Some(b"action=delete&id=1".to_vec()),
+        )
+        .await;
+    assert_eq!(with_body.status, StatusCode::UNAUTHORIZED, "{with_body:?}");
+    assert_eq!(h.upstream.request_count(), seen);
 
     let closed = Harness::start(Door::Proxy, cors).await;
     let mut b = closed.browser();
