@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use super::{Gate, RequestView, START_PATH};
+use super::{Gate, RequestView, START_PATH, normalize_path};
 
 /// The character between a named provider's name and the random part of
 /// its `state` (never in a name, never in a random token).
@@ -236,6 +236,9 @@ impl Gate {
                     rd.split(['?', '#']).next().unwrap_or("/").to_owned(),
                 ),
             };
+            // The path as the browser will ask for it after the login, so
+            // that `/b/../app` starts the login of `/app`'s provider.
+            let path = normalize_path(&path).unwrap_or(path);
             return self.by_route(&host, &path);
         }
         self.by_route(&view.host, &view.path)

@@ -421,6 +421,34 @@ async fn auth_request_logins_start_at_the_provider_of_their_return_address() {
 }
 
 #[tokio::test]
+async fn a_login_start_picks_the_provider_of_the_path_its_return_address_resolves_to() {
+    let a = idp(ALICE).await;
+    let b = idp(BOB).await;
+    let yaml = gate_yaml(&a, None, &entry(&b, "[{pathPrefix: /b}]"));
+    let gate = GateServer::start(&yaml).await;
+    let mut br = Browser::new(Door::AuthRequest, &gate, &a);
+    for (rd, provider) in [
+        ("/b/../x", &a),
+        ("/x/../b/y", &b),
+        ("/b/./y", &b),
+        ("/x//b", &a),
+    ] {
+        let start = br
+            .get(&br.app_url(&format!(
+                "/oauth2/start?rd={}",
+                percent_encoding::utf8_percent_encode(rd, percent_encoding::NON_ALPHANUMERIC)
+            )))
+            .await;
+        assert_eq!(start.status, StatusCode::FOUND, "{rd}: {start:?}");
+        let authorize = start.location().unwrap();
+        assert!(
+            authorize.as_str().starts_with(&provider.issuer()),
+            "{rd}: {authorize}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_path_any_server_reads_under_a_route_is_judged_by_its_provider() {
     let t = start().await;
     let mut br = t.browser();
