@@ -359,6 +359,26 @@ async fn a_bearer_token_counts_only_on_its_providers_routes() {
     }
 }
 
+/// Where a forward-auth navigation to `https://<host>/page` without a
+/// session is sent to log in.
+async fn forward_auth_login(gate: &GateServer, host: &str) -> url::Url {
+    let r = raw(
+        gate,
+        Method::GET,
+        "/",
+        &[
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", host),
+            ("x-forwarded-uri", "/page"),
+            ("accept", "text/html"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{host}: {r:?}");
+    r.location().unwrap()
+}
+
 #[tokio::test]
 async fn host_routes_choose_the_provider_in_forward_auth() {
     let a = idp(ALICE).await;
@@ -366,21 +386,7 @@ async fn host_routes_choose_the_provider_in_forward_auth() {
     let yaml = gate_yaml(&a, None, &entry(&b, "[{host: b.test}]"));
     let gate = GateServer::start(&yaml).await;
     for (host, provider) in [("b.test", &b), ("B.TEST:8080", &b), ("app.test", &a)] {
-        let r = raw(
-            &gate,
-            Method::GET,
-            "/",
-            &[
-                ("x-forwarded-method", "GET"),
-                ("x-forwarded-proto", "https"),
-                ("x-forwarded-host", host),
-                ("x-forwarded-uri", "/page"),
-                ("accept", "text/html"),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::FOUND, "{host}: {r:?}");
-        let to = r.location().unwrap();
+        let to = forward_auth_login(&gate, host).await;
         assert!(to.as_str().starts_with(&provider.issuer()), "{host}: {to}");
         assert_eq!(
             query_map(&to)["redirect_uri"].to_ascii_lowercase(),
@@ -480,21 +486,7 @@ async fn a_host_route_is_matched_as_dns_and_proxies_read_the_host() {
         ("b.test:8080", &a),
         ("b.test", &a),
     ] {
-        let r = raw(
-            &gate,
-            Method::GET,
-            "/",
-            &[
-                ("x-forwarded-method", "GET"),
-                ("x-forwarded-proto", "https"),
-                ("x-forwarded-host", host),
-                ("x-forwarded-uri", "/page"),
-                ("accept", "text/html"),
-            ],
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::FOUND, "{host}: {r:?}");
-        let to = r.location().unwrap();
+        let to = forward_auth_login(&gate, host).await;
         assert!(to.as_str().starts_with(&provider.issuer()), "{host}: {to}");
     }
 }
