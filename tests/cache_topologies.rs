@@ -13,7 +13,7 @@ use oidcgate::cache::{
     RedisTls, RedisTopology,
 };
 use testkit::redis::{RedisCluster, RedisSentinel};
-use tokio::time::Instant;
+use testkit::wait::eventually;
 
 fn key(s: &str) -> CacheKey {
     CacheKey::new(s).unwrap()
@@ -139,19 +139,23 @@ async fn cluster_set_get_many_clear_and_invalidation() {
     let b = Caches::new(CacheSettings::hybrid(cluster_settings(&cluster)))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(a.stats().subscription_healthy && b.stats().subscription_healthy) {
-        assert!(Instant::now() < deadline, "subscriptions up");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.stats().subscription_healthy && b.stats().subscription_healthy
+        })
+        .await,
+        "subscriptions up"
+    );
     let t = CacheKey::hashed("token");
     assert_eq!(a.get::<bool>(Namespace::Revoked, &t).await.unwrap(), None);
     b.set(Namespace::Revoked, &t, &true, ttl).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while a.get::<bool>(Namespace::Revoked, &t).await.unwrap() != Some(true) {
-        assert!(Instant::now() < deadline, "revocation not visible on A");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            a.get::<bool>(Namespace::Revoked, &t).await.unwrap() == Some(true)
+        })
+        .await,
+        "revocation not visible on A"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,19 +181,17 @@ async fn sentinel_master_is_found_and_followed_after_failover() {
     let old_master = set.master().port();
     let new_master = tokio::task::block_in_place(|| set.fail_over()).unwrap();
     assert_ne!(new_master, old_master);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while caches
-        .set(Namespace::Revoked, &key("after"), &true, ttl)
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the cache does not follow the fail-over: {:?}",
-            caches.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            caches
+                .set(Namespace::Revoked, &key("after"), &true, ttl)
+                .await
+                .is_ok()
+        })
+        .await,
+        "the cache does not follow the fail-over: {:?}",
+        caches.stats()
+    );
     assert_eq!(
         caches
             .get::<bool>(Namespace::Revoked, &key("after"))
@@ -239,13 +241,16 @@ fn sentinel_tls_settings(
 async fn revocation_reaches(a: &Caches, b: &Caches, what: &str) {
     let t = CacheKey::hashed(what);
     let ttl = Duration::from_secs(60);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while b.set(Namespace::Revoked, &t, &true, ttl).await.is_err() {
-        assert!(Instant::now() < deadline, "B cannot write: {:?}", b.stats());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert!(
-        testkit::wait::eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(20), || async {
+            b.set(Namespace::Revoked, &t, &true, ttl).await.is_ok()
+        })
+        .await,
+        "B cannot write: {:?}",
+        b.stats()
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
             a.get::<bool>(Namespace::Revoked, &t).await.ok().flatten() == Some(true)
         })
         .await,

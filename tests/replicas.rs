@@ -187,17 +187,10 @@ async fn a_session_from_one_replica_works_on_the_other_and_logout_reaches_both()
     )
     .await;
     assert_eq!(out.status(), 302);
-    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
-    loop {
-        if user_seen(&c, &a, &mut kept.clone()).await.is_none() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "logout on B not enforced on A within {PROPAGATION_BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(PROPAGATION_BOUND, "logout on B enforced on A", || async {
+        user_seen(&c, &a, &mut kept.clone()).await.is_none()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,17 +327,12 @@ async fn a_bearer_revocation_on_one_replica_is_enforced_on_the_other() {
     assert_eq!(call(a.base.clone()).await, 200);
     assert_eq!(call(b.base.clone()).await, 200);
     b.gate.revoke_token(&token).await.unwrap();
-    let deadline = tokio::time::Instant::now() + PROPAGATION_BOUND;
-    loop {
-        if call(a.base.clone()).await == 401 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "revocation on B not enforced on A within {PROPAGATION_BOUND:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        PROPAGATION_BOUND,
+        "revocation on B enforced on A",
+        || async { call(a.base.clone()).await == 401 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,17 +359,10 @@ async fn sessions_keep_working_while_redis_is_down_and_after_it_returns() {
     // After the restart a logout is shared again: wait (bounded) until the
     // health check has reconnected, then log out and check the kept cookie.
     let kept = jar.clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if a.gate.caches().ping().await.is_ok() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "cache did not reconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "cache reconnected", || async {
+        a.gate.caches().ping().await.is_ok()
+    })
+    .await;
     get(
         &c,
         &format!("{}/oauth2/callback/logout", a.base),

@@ -287,3 +287,16 @@ export function renderTrace(trace, max = 12) {
   }
   return lines.join('\n');
 }
+
+// Polls fn (a failure counts as no value) every `every` ms until it returns
+// a truthy value or `ms` pass; returns [value or undefined, elapsed ms].
+export async function until(ms, fn, every = 100) {
+  const t0 = Date.now();
+  for (;;) {
+    let v;
+    try { v = await fn(); } catch { v = undefined; }
+    if (v) return [v, Date.now() - t0];
+    if (Date.now() - t0 >= ms) return [undefined, Date.now() - t0];
+    await new Promise((r) => setTimeout(r, every));
+  }
+}

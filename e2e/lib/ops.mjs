@@ -10,6 +10,7 @@
 
 import fs from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
+import { until } from './http.mjs';
 
 const cfg = JSON.parse(fs.readFileSync(process.env.E2E_CONFIG, 'utf8'));
 const ops = cfg.ops;
@@ -18,20 +19,6 @@ const results = [];
 function record(scenario, status, detail) {
   results.push({ group: 'ops', scenario, door: 'ops', status, detail, notes: [] });
   process.stdout.write(`  ${status === 'pass' ? 'pass' : 'FAIL'}  ops/${scenario} ${detail}\n`);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Polls fn until it returns a truthy value or `ms` pass; returns [value, elapsed ms].
-async function until(ms, fn, every = 100) {
-  const t0 = Date.now();
-  for (;;) {
-    let v;
-    try { v = await fn(); } catch { v = undefined; }
-    if (v) return [v, Date.now() - t0];
-    if (Date.now() - t0 >= ms) return [undefined, Date.now() - t0];
-    await sleep(every);
-  }
 }
 
 async function health() {

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import {
-  CookieJar, NAV_HEADERS, XHR_HEADERS, navigate, request, parseForm, submitForm, echoOf, getJSON, renderTrace, summarize,
+  CookieJar, NAV_HEADERS, XHR_HEADERS, navigate, request, parseForm, submitForm, echoOf, getJSON, renderTrace, summarize, until,
 } from './http.mjs';
 
 const cfg = JSON.parse(fs.readFileSync(process.env.E2E_CONFIG, 'utf8'));
@@ -630,16 +630,6 @@ function securityHeaderProblems(h, gateOwn = false) {
 
 // ---- dynamic registration and resource indicators -----------------------
 
-// Polls fn every 200 ms until it returns a truthy value, for at most ms.
-async function until(ms, fn) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v || Date.now() >= deadline) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 // The code exchanges of one client in the IdP's grant log.
 async function codeGrants(clientId) {
   const log = (await getJSON(`${cfg.idp}/__test/grants`)).json;
@@ -671,12 +661,12 @@ async function dcrLogin(t, dcr) {
   // Restart: stop the gate, start it again with the same configuration.
   const health = `http://127.0.0.1:${dcr.port}/healthz`;
   process.kill(-dcr.pid, 'SIGTERM');
-  const down = await until(15000, async () => (await request(health).then(() => false, () => true)));
+  const [down] = await until(15000, async () => (await request(health).then(() => false, () => true)));
   ensure(down, 'the registration gate still answers 15 s after SIGTERM');
   const log = fs.openSync(dcr.log, 'a');
   const gate = spawn(dcr.bin, ['--config', dcr.config], { stdio: ['ignore', log, log], env: { ...process.env, NO_COLOR: '1' } });
   try {
-    const ready = await until(30000, async () => (await request(`http://127.0.0.1:${dcr.port}/readyz`)).status === 200);
+    const [ready] = await until(30000, async () => (await request(`http://127.0.0.1:${dcr.port}/readyz`)).status === 200);
     ensure(ready, `the restarted registration gate was not ready within 30 s (${dcr.log})`);
     const second = kept();
     ensure(second.client_id === first.client_id, `after the restart the kept client is ${second.client_id}, was ${first.client_id}`);
@@ -699,7 +689,6 @@ async function resourceLogin(t, res, discovery) {
   const door = { name: 'traefik', origin: res.origin };
   const jar = new CookieJar();
   const echo = await loginThrough(t, door, jar, '/app/resource');
-  const loginAt = Date.now();
   ensure(hdr(echo, 'x-forwarded-user')[0] === cfg.account.email, `upstream X-Forwarded-User = ${JSON.stringify(hdr(echo, 'x-forwarded-user'))}`, t.trace);
   const audienceOf = async (e, when) => {
     const token = hdr(e, 'x-forwarded-access-token')[0];
@@ -715,10 +704,15 @@ async function resourceLogin(t, res, discovery) {
     return log?.[res.clientId]?.refresh_token || { success: 0, error: 0, errors: [] };
   };
   const g0 = await refreshes();
-  const waitMs = loginAt + (res.ttl + 1) * 1000 - Date.now();
-  if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
-  const again = await navigate(`${door.origin}/app/resource-refreshed`, { jar, headers: XHR_HEADERS, follow: false, trace: t.trace });
-  const g1 = await refreshes();
+  // Requests on the session until the gate has refreshed it (the tokens
+  // live res.ttl seconds), bounded.
+  let again;
+  let g1 = g0;
+  await until((res.ttl + 10) * 1000, async () => {
+    again = await navigate(`${door.origin}/app/resource-refreshed`, { jar, headers: XHR_HEADERS, follow: false, trace: t.trace });
+    g1 = await refreshes();
+    return g1.success > g0.success || g1.error > g0.error;
+  }, 500);
   const echo2 = echoOf(again.res);
   ensure(echo2, `request after expiry answered ${again.res.status}, not the upstream`, t.trace);
   ensure(g1.success > g0.success && g1.error === g0.error,

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::client_auth::ClientAuthMethod;
 use super::discovery::ProviderMetadata;
-use super::http::{read_capped, transport_error};
+use super::http::{exchange, read_capped, transport_error};
 use super::{Error, OAuthErrorKind, TokenResponse};
 
 /// The web origin of github.com (authorize and token endpoints).
@@ -148,20 +148,11 @@ pub(crate) async fn exchange_code(
         body.push(("client_secret", client_secret));
     }
     body.extend(form.iter().filter(|(k, _)| *k != "grant_type"));
-    let resp = client
+    let req = client
         .post(token_endpoint)
         .header(reqwest::header::ACCEPT, "application/json")
-        .form(&body)
-        .send()
-        .await
-        .map_err(|e| transport_error("GitHub token endpoint", &e))?;
-    let status = resp.status();
-    let bytes = read_capped(resp, "GitHub token endpoint").await?;
-    if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
-        return Err(Error::ProviderUnavailable(format!(
-            "GitHub token endpoint answered HTTP {status}"
-        )));
-    }
+        .form(&body);
+    let (status, bytes) = exchange(req, "GitHub token endpoint").await?;
     let raw: RawToken = serde_json::from_slice(&bytes).map_err(|_| {
         Error::ProviderInvalid(format!(
             "GitHub token endpoint answered HTTP {status} without a JSON body"

@@ -93,6 +93,25 @@ pub(crate) async fn read_capped(mut resp: reqwest::Response, what: &str) -> Resu
     Ok(out)
 }
 
+/// Sends `req` to `what` (an endpoint's name) and reads its answer, capped:
+/// its status and body, or the error of a failed exchange or of an answer
+/// saying the provider cannot serve now (5xx, 408, 429:
+/// [`Error::ProviderUnavailable`]). Other statuses are the caller's to judge.
+pub(crate) async fn exchange(
+    req: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), Error> {
+    let resp = req.send().await.map_err(|e| transport_error(what, &e))?;
+    let status = resp.status();
+    let body = read_capped(resp, what).await?;
+    if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+        return Err(Error::ProviderUnavailable(format!(
+            "{what} answered HTTP {status}"
+        )));
+    }
+    Ok((status, body))
+}
+
 /// GETs a JSON document, mapping transport errors and 5xx to `ProviderUnavailable`.
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::client_auth::{ClientCredentials, authenticated_post};
-use super::http::{read_capped, transport_error};
+use super::http::exchange;
 
 /// POSTs `token` to `endpoint` and returns the provider's answer.
 ///
@@ -26,17 +26,7 @@ pub(crate) async fn introspect(
 ) -> Result<Map<String, Value>, Error> {
     let form = [("token", token), ("token_type_hint", "access_token")];
     let req = authenticated_post(client, endpoint, creds, &form)?;
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| transport_error("introspection endpoint", &e))?;
-    let status = resp.status();
-    let body = read_capped(resp, "introspection endpoint").await?;
-    if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
-        return Err(Error::ProviderUnavailable(format!(
-            "introspection endpoint answered HTTP {status}"
-        )));
-    }
+    let (status, body) = exchange(req, "introspection endpoint").await?;
     if matches!(status.as_u16(), 401 | 403) {
         return Err(Error::ClientRefused("introspection"));
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::Error;
 use super::client_auth::ClientAuthMethod;
 use super::discovery::discover;
-use super::http::{build_client, read_capped, transport_error};
+use super::http::{build_client, exchange};
 use super::provider::ProviderSettings;
 use crate::telemetry::Secret;
 
@@ -245,17 +245,7 @@ pub async fn register_client(
     if let Some(t) = &reg.initial_access_token {
         req = req.bearer_auth(t.expose());
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| transport_error("registration endpoint", &e))?;
-    let status = resp.status();
-    let body = read_capped(resp, "registration endpoint").await?;
-    if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
-        return Err(Error::ProviderUnavailable(format!(
-            "registration endpoint answered HTTP {status}"
-        )));
-    }
+    let (status, body) = exchange(req, "registration endpoint").await?;
     if !status.is_success() {
         let why = serde_json::from_slice::<RegistrationError>(&body)
             .map(|e| {
