@@ -252,6 +252,23 @@ impl HybridStore {
         }
     }
 
+    /// Back-fills a value L2 returned, for the lifetime it has left there
+    /// (`None`: no expiry in L2, the namespace's default here). A value that
+    /// expired as it was read is not kept: L1 must not outlive L2.
+    fn backfill_found(
+        &self,
+        ns: Namespace,
+        key: &CacheKey,
+        value: &Bytes,
+        ttl: Option<Duration>,
+        epoch0: u64,
+    ) {
+        let ttl = ttl.unwrap_or_else(|| ns.default_ttl());
+        if !ttl.is_zero() {
+            self.backfill(ns, key, Some(value.clone()), ttl, epoch0);
+        }
+    }
+
     // ----- reads -----
 
     pub(crate) async fn get(&self, ns: Namespace, key: &CacheKey) -> Result<Option<Bytes>, Error> {
@@ -277,8 +294,7 @@ impl HybridStore {
         match l2 {
             Ok(Some((value, ttl))) => {
                 if trusted {
-                    let ttl = ttl.unwrap_or_else(|| ns.default_ttl());
-                    self.backfill(ns, key, Some(value.clone()), ttl, epoch0);
+                    self.backfill_found(ns, key, &value, ttl, epoch0);
                 }
                 Ok(Some(value))
             }
@@ -339,8 +355,7 @@ impl HybridStore {
                     match got {
                         Some((value, ttl)) => {
                             if trusted {
-                                let ttl = ttl.unwrap_or_else(|| ns.default_ttl());
-                                self.backfill(ns, &key, Some(value.clone()), ttl, epoch0);
+                                self.backfill_found(ns, &key, &value, ttl, epoch0);
                             }
                             out[i] = Some(value);
                         }

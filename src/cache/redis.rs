@@ -706,13 +706,7 @@ impl RedisStore {
         p.cmd("GET").arg(&k).cmd("PTTL").arg(&k);
         let (v, ttl): (Option<Vec<u8>>, i64) =
             self.call(|c, i| async move { c.pipe(&p, i).await }).await?;
-        Ok(v.map(|v| {
-            let ttl = u64::try_from(ttl)
-                .ok()
-                .filter(|&t| t > 0)
-                .map(Duration::from_millis);
-            (Bytes::from(v), ttl)
-        }))
+        Ok(v.map(|v| (Bytes::from(v), remaining_ttl(ttl))))
     }
 
     /// `GET` and `PTTL` of several keys.
@@ -742,11 +736,7 @@ impl RedisStore {
             let v: Option<Vec<u8>> =
                 redis::from_redis_value(v).map_err(|e| L2Error::Failed(e.into()))?;
             let t: i64 = redis::from_redis_value(t).map_err(|e| L2Error::Failed(e.into()))?;
-            let ttl = u64::try_from(t)
-                .ok()
-                .filter(|&t| t > 0)
-                .map(Duration::from_millis);
-            out.push(v.map(|v| (Bytes::from(v), ttl)));
+            out.push(v.map(|v| (Bytes::from(v), remaining_ttl(t))));
         }
         Ok(out)
     }
@@ -1033,10 +1023,28 @@ impl RedisStore {
     }
 }
 
+/// What a `PTTL` reply (read in the same pipeline as the value) says of
+/// the value's remaining lifetime: `None` for no expiry (-1), zero for a key
+/// that expired after the `GET` (-2) or has under a millisecond left (0).
+fn remaining_ttl(pttl: i64) -> Option<Duration> {
+    match pttl {
+        -1 => None,
+        t => Some(Duration::from_millis(u64::try_from(t).unwrap_or(0))),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_read_as_it_expires_has_no_lifetime_left() {
+        assert_eq!(remaining_ttl(-1), None);
+        assert_eq!(remaining_ttl(1500), Some(Duration::from_millis(1500)));
+        assert_eq!(remaining_ttl(0), Some(Duration::ZERO));
+        assert_eq!(remaining_ttl(-2), Some(Duration::ZERO));
+    }
 
     #[test]
     fn glob_escape_escapes_metacharacters() {
